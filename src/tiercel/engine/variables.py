@@ -1,0 +1,152 @@
+"""The variables a template sees for one task run (Kestra's ``RunVariables``).
+
+Derived maps that cost O(task runs) to build — ``outputs`` and ``tasks`` — are computed once per
+immutable execution snapshot and shared by every render of that snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from tiercel.model.execution import Execution, TaskRun
+
+if TYPE_CHECKING:
+    from tiercel.model.flow import Flow
+    from tiercel.plugins.base import Task
+
+
+def outputs_map(execution: Execution) -> dict[str, Any]:
+    """``outputs.<taskId>``, nested by the loop values of the run's ancestors then its own (§2.5)."""
+    return execution.cached("outputs", lambda: _build_outputs(execution))
+
+
+def _value_path(execution: Execution, run: TaskRun) -> list[str]:
+    path = [a.value for a in reversed(execution.ancestors(run)) if a.value is not None]
+    if run.value is not None:
+        path.append(run.value)
+    return path
+
+
+def _build_outputs(execution: Execution) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for run in execution.task_run_list:
+        if not run.outputs:
+            continue
+        path = _value_path(execution, run) if (run.value is not None or run.parent_task_run_id) else []
+        if not path:
+            out[run.task_id] = run.outputs
+            continue
+        node = out.setdefault(run.task_id, {})
+        if not isinstance(node, dict):
+            node = out[run.task_id] = {}
+        for key in path[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                child = node[key] = {}
+            node = child
+        node[path[-1]] = run.outputs
+    return out
+
+
+def tasks_map(execution: Execution) -> dict[str, Any]:
+    """``tasks.<id>.state`` or ``tasks.<id>.<value>.state``."""
+
+    def build() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for run in execution.task_run_list:
+            entry = {"state": run.current.value}
+            if run.value is None:
+                out[run.task_id] = entry
+            else:
+                out.setdefault(run.task_id, {})[run.value] = entry
+        return out
+
+    return execution.cached("tasks", build)
+
+
+def labels_variable(execution: Execution) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for label in execution.labels:
+        if label.key.startswith("system."):
+            out.setdefault("system", {}).setdefault(label.key[len("system.") :], label.value)
+        else:
+            out.setdefault(label.key, label.value)
+    return out
+
+
+def inputs_variable(flow: Flow | None, execution: Execution) -> dict[str, Any]:
+    """Execution inputs plus the defaults of declared inputs that were not supplied."""
+
+    def build() -> dict[str, Any]:
+        inputs = dict(execution.inputs)
+        if flow is not None and flow.inputs:
+            for declared in flow.inputs:
+                if declared.id not in inputs and declared.defaults is not None:
+                    inputs[declared.id] = declared.defaults
+        if any("." in k for k in inputs):
+            from tiercel.flows.inputs import nest_dotted
+
+            return nest_dotted(inputs)
+        return inputs
+
+    return execution.cached("inputs", build)
+
+
+def execution_variables(flow: Flow | None, execution: Execution, *, globals_: Mapping[str, Any] | None = None,
+                        envs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Variables that do not depend on a task run."""
+    variables: dict[str, Any] = {
+        "flow": {
+            "id": execution.flow_id,
+            "namespace": execution.namespace,
+            "revision": execution.flow_revision,
+            "tenantId": None,
+        },
+        "execution": {
+            "id": execution.id,
+            "startDate": execution.state.start_date,
+            "originalId": execution.original_id or execution.id,
+            "state": execution.current.value,
+        },
+        "outputs": outputs_map(execution),
+        "tasks": tasks_map(execution),
+        "inputs": inputs_variable(flow, execution),
+        "labels": labels_variable(execution),
+        "envs": dict(envs or {}),
+        "globals": dict(globals_ or {}),
+    }
+    flow_vars = dict((flow.variables or {}) if flow is not None else {})
+    flow_vars.update(execution.variables)
+    variables["vars"] = flow_vars
+    if execution.trigger is not None:
+        variables["trigger"] = execution.trigger.variables
+    if execution.parent_id is not None or (execution.trigger and execution.trigger.type.endswith("Subflow")):
+        pass
+    return variables
+
+
+def task_run_variables(base: Mapping[str, Any], execution: Execution, task: Task, run: TaskRun) -> dict[str, Any]:
+    """Add ``task``, ``taskrun``, ``parent`` and ``parents`` for one task run."""
+    variables = dict(base)
+    variables["task"] = {"id": task.id, "type": task.type}
+    variables["taskrun"] = {
+        "id": run.id,
+        "startDate": run.state.start_date,
+        "attemptsCount": run.attempt_count,
+        "parentId": run.parent_task_run_id,
+        "value": run.value,
+        "iteration": run.iteration,
+    }
+    if run.items is not None:
+        variables["taskrun"]["items"] = run.items
+    if run.parent_task_run_id is not None:
+        parents = []
+        for ancestor in execution.ancestors(run):
+            if ancestor.value is None and not ancestor.outputs:
+                continue
+            parents.append({"taskrun": {"value": ancestor.value}, "outputs": ancestor.outputs})
+        if parents:
+            variables["parent"] = parents[0]
+            variables["parents"] = parents
+    return variables

@@ -1,0 +1,76 @@
+"""What crosses process boundaries: every message is a named, versioned pydantic record.
+
+``WorkerJob`` carries the task *definition* as a plain dict (validated again by the worker through
+the plugin registry) and the render variables computed by the executor, so a worker needs neither
+the flow nor the execution to run a task.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from tiercel.model.base import Record
+from tiercel.model.execution import TaskRun
+from tiercel.model.logs import LogEntry, MetricEntry
+from tiercel.model.state import StateType
+
+SCHEMA_VERSION = 1
+
+
+class Message(Record):
+    version: int = SCHEMA_VERSION
+
+
+class WorkerJob(Message):
+    """Run one attempt of a runnable task run."""
+
+    kind: Literal["task"] = "task"
+    execution_id: str
+    namespace: str
+    flow_id: str
+    flow_revision: int | None = None
+    task: Any
+    """The task: the plugin object in-process, its JSON dict once serialised (re-validated by
+    the worker through the plugin registry)."""
+    task_run: TaskRun
+    variables: dict[str, Any] = Field(default_factory=dict)
+
+
+class WorkerTaskResult(Message):
+    """A task run as the worker last saw it (RUNNING, then terminal with outputs)."""
+
+    execution_id: str
+    task_run: TaskRun
+    dynamic_task_runs: list[TaskRun] = Field(default_factory=list)
+
+
+class ExecutionKilled(Message):
+    execution_id: str
+    state: Literal["REQUESTED", "EXECUTED"] = "REQUESTED"
+    cascade: bool = True
+
+
+class SubflowExecutionResult(Message):
+    parent_execution_id: str
+    parent_task_run_id: str
+    child_execution_id: str | None = None
+    state: StateType
+    outputs: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class LogBatch(Message):
+    logs: list[LogEntry] = Field(default_factory=list)
+    metrics: list[MetricEntry] = Field(default_factory=list)
+
+
+class ExecutionDelay(Message):
+    """A timer the executor asked for: fire ``kind`` for the execution at ``date``."""
+
+    execution_id: str
+    task_run_id: str | None = None
+    date: datetime
+    kind: Literal["RESUME_FLOW", "RESTART_FAILED_TASK", "CONTINUE_FLOWABLE", "PAUSE_TIMEOUT", "RESUME_PAUSE"]

@@ -1,0 +1,21 @@
+"""The built-in plugin set, mirroring io.kestra.plugin.core.*; registered through the
+``tiercel.plugins`` entry point exactly like a third-party package."""
+
+from __future__ import annotations
+
+from tiercel.plugins.core import debug, execution, log, output, triggers
+from tiercel.plugins.core.flow import PLUGINS as FLOW_PLUGINS
+
+PLUGINS = [
+    debug.Return,
+    debug.Echo,
+    log.Log,
+    output.OutputValues,
+    execution.Fail,
+    execution.Assert,
+    execution.Labels,
+    execution.SetVariables,
+    execution.Exit,
+    *FLOW_PLUGINS,
+    *triggers.PLUGINS,
+]

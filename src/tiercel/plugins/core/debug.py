@@ -1,0 +1,28 @@
+"""debug.Return and the deprecated debug.Echo."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from tiercel.model.task import LogLevel
+from tiercel.plugins.base import RunContext, RunnableTask
+
+
+class Return(RunnableTask):
+    type: Literal["io.kestra.plugin.core.debug.Return", "io.kestra.core.tasks.debugs.Return"]
+    format: Any = None
+
+    async def run(self, ctx: RunContext) -> Mapping[str, Any] | None:
+        value = ctx.render(self.format) if self.format is not None else None
+        return {"value": value}
+
+
+class Echo(RunnableTask):
+    type: Literal["io.kestra.plugin.core.debug.Echo", "io.kestra.core.tasks.debugs.Echo"]
+    format: Any = None
+    level: LogLevel = LogLevel.INFO
+
+    async def run(self, ctx: RunContext) -> Mapping[str, Any] | None:
+        ctx.logger.log(self.level.value, str(ctx.render(self.format)))
+        return None
