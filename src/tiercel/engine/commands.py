@@ -66,7 +66,16 @@ class CreateExecution:
     execution: Execution
 
 
-Command = RunTask | KillTasks | StartSubflow | KillSubflows | ScheduleTimer | EmitLogs | ExecutionEnded | CreateExecution
+Command = (
+    RunTask
+    | KillTasks
+    | StartSubflow
+    | KillSubflows
+    | ScheduleTimer
+    | EmitLogs
+    | ExecutionEnded
+    | CreateExecution
+)
 
 
 @dataclass(frozen=True)

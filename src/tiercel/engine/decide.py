@@ -175,7 +175,11 @@ class _Decider:
             if concurrency.behavior == ConcurrencyBehavior.QUEUE:
                 self.set_state(StateType.QUEUED)
                 return
-            state = StateType.CANCELLED if concurrency.behavior == ConcurrencyBehavior.CANCEL else StateType.FAILED
+            state = (
+                StateType.CANCELLED
+                if concurrency.behavior == ConcurrencyBehavior.CANCEL
+                else StateType.FAILED
+            )
             self.log(None, LogLevel.WARN, f"Flow is limited to {concurrency.limit} concurrent executions")
             self.end(state)
             return
@@ -211,7 +215,9 @@ class _Decider:
             self.log(run, LogLevel.ERROR, event.error)
         if isinstance(task, ExecutableTask) and event.error is None:
             ctx = self.ctx(run)
-            state, outputs = task.subflow_result(ctx, event.state, event.outputs, event.child_execution_id or "")
+            state, outputs = task.subflow_result(
+                ctx, event.state, event.outputs, event.child_execution_id or ""
+            )
         else:
             state, outputs = event.state, dict(run.outputs)
         self.finish(run.model_copy(update={"outputs": outputs}), state)
@@ -226,7 +232,9 @@ class _Decider:
         ]
         for run in paused[:1]:
             task = self.task(run)
-            resumed = run.model_copy(update={"outputs": {**run.outputs, **({"onResume": dict(outputs)} if outputs else {})}})
+            resumed = run.model_copy(
+                update={"outputs": {**run.outputs, **({"onResume": dict(outputs)} if outputs else {})}}
+            )
             resumed = resumed.with_state(StateType.RUNNING, self.now)
             children = list(getattr(task, "tasks", None) or [])
             if not children and getattr(task, "kind", "") == "flowable":
@@ -264,15 +272,16 @@ class _Decider:
                 self.finish(run, StateType.FAILED)
                 if self.ex.current == StateType.PAUSED:
                     self.set_state(StateType.RUNNING)
-        elif event.kind == CONTINUE_FLOWABLE:
-            if run is not None and run.current == StateType.PAUSED:
-                self.restart_loop(run)
+        elif event.kind == CONTINUE_FLOWABLE and run is not None and run.current == StateType.PAUSED:
+            self.restart_loop(run)
 
     def restart_loop(self, run: TaskRun) -> None:
         """Next iteration of a WaitFor/LoopUntil: drop the children and bump ``iteration``."""
         doomed = self._descendants(run.id)
         kept = tuple(r for r in self.ex.task_run_list if r.id not in doomed)
-        updated = run.model_copy(update={"iteration": (run.iteration or 0) + 1}).with_state(StateType.RUNNING, self.now)
+        updated = run.model_copy(update={"iteration": (run.iteration or 0) + 1}).with_state(
+            StateType.RUNNING, self.now
+        )
         self.ex = self.ex.model_copy(update={"task_run_list": kept}).with_task_runs([updated])
 
     def _descendants(self, run_id: str) -> set[str]:
@@ -294,7 +303,12 @@ class _Decider:
             return
         run = run.with_state(state, self.now)
         policy = self.retry_policy(run, task)
-        if state == StateType.SUCCESS and policy is not None and policy.warning_on_retry and run.attempt_count > 1:
+        if (
+            state == StateType.SUCCESS
+            and policy is not None
+            and policy.warning_on_retry
+            and run.attempt_count > 1
+        ):
             state = StateType.WARNING
             run = run.with_state(state, self.now)
         if state == StateType.FAILED and task.allow_failure:
@@ -395,9 +409,15 @@ class _Decider:
             if nexts:
                 self.put(*(self.new_run(child, run) for child in nexts))
             elif state == StateType.PAUSED:
-                interval = task.continue_interval(ctx) if hasattr(task, "continue_interval") else timedelta(seconds=1)
+                interval = (
+                    task.continue_interval(ctx)
+                    if hasattr(task, "continue_interval")
+                    else timedelta(seconds=1)
+                )
                 self.put(run.with_state(StateType.PAUSED, self.now))
-                self.commands.append(ScheduleTimer(self.ex.id, CONTINUE_FLOWABLE, self.now + interval, run.id))
+                self.commands.append(
+                    ScheduleTimer(self.ex.id, CONTINUE_FLOWABLE, self.now + interval, run.id)
+                )
             elif state is not None:
                 merged = {**run.outputs, **(outputs or {})}
                 self.finish(run, state, merged)
@@ -417,7 +437,9 @@ class _Decider:
         return True
 
     def resolve_root(self) -> None:
-        step = container_step(self.ex.children_of(None), self.flow.tasks, self.flow.errors, self.flow.finally_)
+        step = container_step(
+            self.ex.children_of(None), self.flow.tasks, self.flow.errors, self.flow.finally_
+        )
         if step.nexts:
             self.put(*(self.new_run(child, None) for child in step.nexts))
         elif step.state is not None:
@@ -517,7 +539,11 @@ class _Decider:
         closing = []
         for run in self.ex.task_run_list:
             if not run.current.is_terminated:
-                closing.append(run.with_state(StateType.KILLED if run.current.is_running else StateType.SKIPPED, self.now))
+                closing.append(
+                    run.with_state(
+                        StateType.KILLED if run.current.is_running else StateType.SKIPPED, self.now
+                    )
+                )
         self.put(*closing)
         if closing:
             self.commands.append(KillTasks(self.ex.id))
@@ -560,8 +586,10 @@ class _Decider:
         from tiercel.templating import render_typed
 
         variables = self.base_variables()
-        rendered = {o.id: render_typed(o.value, variables) if isinstance(o.value, str) else o.value
-                    for o in self.flow.outputs or []}
+        rendered = {
+            o.id: render_typed(o.value, variables) if isinstance(o.value, str) else o.value
+            for o in self.flow.outputs or []
+        }
         return typed_outputs(self.flow.outputs or [], rendered)
 
     def after_execution_step(self) -> None:
@@ -570,7 +598,11 @@ class _Decider:
             return
         ids = {t.id for t in tasks}
         runs = [r for r in self.ex.children_of(None) if r.task_id in ids]
-        if runs and all(r.current.is_terminated for r in runs) and len(runs) >= len([t for t in tasks if not t.disabled]):
+        if (
+            runs
+            and all(r.current.is_terminated for r in runs)
+            and len(runs) >= len([t for t in tasks if not t.disabled])
+        ):
             return
         from tiercel.engine.flowable import run_list, runs_by_task
 

@@ -34,8 +34,9 @@ def guess_final_state(runs: Sequence[TaskRun]) -> StateType:
     return StateType.SUCCESS
 
 
-def runs_by_task(children: Sequence[TaskRun], tasks: Sequence[Task], value: str | None = None,
-                 match_value: bool = False) -> dict[str, TaskRun]:
+def runs_by_task(
+    children: Sequence[TaskRun], tasks: Sequence[Task], value: str | None = None, match_value: bool = False
+) -> dict[str, TaskRun]:
     ids = {t.id for t in tasks}
     out: dict[str, TaskRun] = {}
     for run in children:
@@ -128,7 +129,9 @@ def container_step(
     return Step(state=guess_final_state([*normal.values(), *fin_runs.values()]))
 
 
-def _run_all(runs: Mapping[str, TaskRun], tasks: Sequence[Task], value: str | None) -> tuple[list[ChildRun], bool]:
+def _run_all(
+    runs: Mapping[str, TaskRun], tasks: Sequence[Task], value: str | None
+) -> tuple[list[ChildRun], bool]:
     """Sequential, but keeps going after a failure (``finally`` tasks all run)."""
     for task in tasks:
         run = runs.get(task.id)

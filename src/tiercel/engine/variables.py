@@ -93,8 +93,13 @@ def inputs_variable(flow: Flow | None, execution: Execution) -> dict[str, Any]:
     return execution.cached("inputs", build)
 
 
-def execution_variables(flow: Flow | None, execution: Execution, *, globals_: Mapping[str, Any] | None = None,
-                        envs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def execution_variables(
+    flow: Flow | None,
+    execution: Execution,
+    *,
+    globals_: Mapping[str, Any] | None = None,
+    envs: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Variables that do not depend on a task run."""
     variables: dict[str, Any] = {
         "flow": {
@@ -126,7 +131,9 @@ def execution_variables(flow: Flow | None, execution: Execution, *, globals_: Ma
     return variables
 
 
-def task_run_variables(base: Mapping[str, Any], execution: Execution, task: Task, run: TaskRun) -> dict[str, Any]:
+def task_run_variables(
+    base: Mapping[str, Any], execution: Execution, task: Task, run: TaskRun
+) -> dict[str, Any]:
     """Add ``task``, ``taskrun``, ``parent`` and ``parents`` for one task run."""
     variables = dict(base)
     variables["task"] = {"id": task.id, "type": task.type}

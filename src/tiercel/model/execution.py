@@ -137,6 +137,14 @@ class Execution(Record):
         return self._cache[key]
 
     # -- copy-on-write updates ---------------------------------------------------------------
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Execution:
+        """Copies never inherit the lookup caches: they describe the old instance."""
+        new = super().model_copy(update=update, deep=deep)
+        new._by_id = None
+        new._children = None
+        new._cache = {}
+        return new
+
     def with_task_runs(self, task_runs: Iterable[TaskRun]) -> Execution:
         """Replace task runs with the same id, append new ones (order kept)."""
         runs = list(self.task_run_list)

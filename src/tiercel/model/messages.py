@@ -74,3 +74,19 @@ class ExecutionDelay(Message):
     task_run_id: str | None = None
     date: datetime
     kind: Literal["RESUME_FLOW", "RESTART_FAILED_TASK", "CONTINUE_FLOWABLE", "PAUSE_TIMEOUT", "RESUME_PAUSE"]
+
+
+class ExecutorEvent(Message):
+    """Something happened to an execution; the executor applies it under the execution's lock.
+
+    One topic carries every kind so the executor can batch all pending events of one execution
+    into a single ``decide()`` call.
+    """
+
+    execution_id: str
+    kind: Literal["start", "continue", "unqueue", "result", "subflow", "kill", "resume", "timer"]
+    result: WorkerTaskResult | None = None
+    subflow: SubflowExecutionResult | None = None
+    resume_outputs: dict[str, Any] | None = None
+    timer_kind: str | None = None
+    task_run_id: str | None = None

@@ -80,7 +80,9 @@ class RunContext(Protocol):
 
     def render(self, value: Any, extra: Mapping[str, Any] | None = None) -> Any: ...
     def render_typed(self, template: Any, extra: Mapping[str, Any] | None = None) -> Any: ...
-    def metric(self, name: str, value: float, kind: str = "counter", tags: Mapping[str, str] | None = None) -> None: ...
+    def metric(
+        self, name: str, value: float, kind: str = "counter", tags: Mapping[str, str] | None = None
+    ) -> None: ...
     def working_dir(self) -> Path: ...
     async def put_file(self, path: Path, name: str | None = None) -> str: ...
     async def put_bytes(self, data: bytes, name: str) -> str: ...
@@ -102,7 +104,9 @@ class RunnableTask(Task):
 class TaskFailure(Exception):
     """Raised by a task to fail with a message, optionally keeping outputs on the failed run."""
 
-    def __init__(self, message: str, outputs: Mapping[str, Any] | None = None, state: StateType = StateType.FAILED):
+    def __init__(
+        self, message: str, outputs: Mapping[str, Any] | None = None, state: StateType = StateType.FAILED
+    ):
         super().__init__(message)
         self.outputs = dict(outputs or {})
         self.state = state
@@ -175,7 +179,11 @@ class ExecutableTask(Task):
         raise NotImplementedError
 
     def subflow_result(
-        self, ctx: FlowableContext, child_state: StateType, child_outputs: Mapping[str, Any] | None, child_id: str
+        self,
+        ctx: FlowableContext,
+        child_state: StateType,
+        child_outputs: Mapping[str, Any] | None,
+        child_id: str,
     ) -> tuple[StateType, dict[str, Any]]:
         """The task run's state and outputs once the child execution ended."""
         raise NotImplementedError

@@ -3,7 +3,19 @@
 
 from __future__ import annotations
 
-from tiercel.plugins.core import debug, execution, log, output, triggers
+from tiercel.plugins.core import (
+    debug,
+    execution,
+    kv,
+    log,
+    log_fetch,
+    output,
+    state,
+    storage,
+    templating,
+    trigger,
+    triggers,
+)
 from tiercel.plugins.core.flow import PLUGINS as FLOW_PLUGINS
 
 PLUGINS = [
@@ -17,5 +29,11 @@ PLUGINS = [
     execution.SetVariables,
     execution.Exit,
     *FLOW_PLUGINS,
+    *storage.PLUGINS,
+    *kv.PLUGINS,
+    *state.PLUGINS,
+    *templating.PLUGINS,
+    *trigger.PLUGINS,
+    *log_fetch.PLUGINS,
     *triggers.PLUGINS,
 ]

@@ -45,7 +45,9 @@ class Assert(RunnableTask):
                 failed += 1
                 ctx.logger.error(f"Assertion `{condition}` failed!")
         if failed:
-            message = ctx.render(self.error_message) if self.error_message else f"{failed} assertion(s) failed"
+            message = (
+                ctx.render(self.error_message) if self.error_message else f"{failed} assertion(s) failed"
+            )
             raise TaskFailure(str(message))
         return None
 

@@ -9,5 +9,18 @@ from tiercel.plugins.core.flow.pause import Pause, Sleep, WaitFor
 from tiercel.plugins.core.flow.sequential import AllowFailure, Parallel, Sequential
 from tiercel.plugins.core.flow.subflow import Subflow
 
-PLUGINS = [Sequential, Parallel, AllowFailure, ForEach, EachSequential, EachParallel, If, Switch, Dag,
-           Pause, WaitFor, Sleep, Subflow]
+PLUGINS = [
+    Sequential,
+    Parallel,
+    AllowFailure,
+    ForEach,
+    EachSequential,
+    EachParallel,
+    If,
+    Switch,
+    Dag,
+    Pause,
+    WaitFor,
+    Sleep,
+    Subflow,
+]

@@ -40,8 +40,12 @@ class If(_Branching):
     else_: list[AnyTask] | None = Field(default=None, alias="else")
 
     def branches(self) -> Mapping[str, Sequence[Task]]:
-        return {"then": self.then, "else": self.else_ or [], "errors": self.errors or [],
-                "finally": self.finally_ or []}
+        return {
+            "then": self.then,
+            "else": self.else_ or [],
+            "errors": self.errors or [],
+            "finally": self.finally_ or [],
+        }
 
     def chosen(self, ctx: FlowableContext) -> list[Task]:
         if "evaluationResult" not in ctx.outputs:
@@ -72,7 +76,9 @@ class Switch(_Branching):
             key = _key(rendered)
             matched = key in (self.cases or {})
             if not matched and not self.defaults:
-                raise TaskError(f"Switch did not find any matching case for value '{key}' and has no defaults")
+                raise TaskError(
+                    f"Switch did not find any matching case for value '{key}' and has no defaults"
+                )
             ctx.set_outputs({"value": key, "defaults": not matched})
         if ctx.outputs["defaults"]:
             return list(self.defaults or [])

@@ -43,7 +43,7 @@ class Dag(FlowableTask):
             if state.get(node) == 2:
                 return
             if state.get(node) == 1:
-                cycle = " -> ".join([*path[path.index(node):], node])
+                cycle = " -> ".join([*path[path.index(node) :], node])
                 raise ValueError(f"Dag has a cyclic dependency: {cycle}")
             state[node] = 1
             for dep in deps[node]:
@@ -55,8 +55,11 @@ class Dag(FlowableTask):
         return self
 
     def branches(self) -> Mapping[str, Sequence[Task]]:
-        return {"tasks": [t.task for t in self.tasks], "errors": self.errors or [],
-                "finally": self.finally_ or []}
+        return {
+            "tasks": [t.task for t in self.tasks],
+            "errors": self.errors or [],
+            "finally": self.finally_ or [],
+        }
 
     def _step(self, ctx: FlowableContext) -> tuple[list[ChildRun], StateType | None]:
         tasks = [t for t in self.tasks if not t.task.disabled]

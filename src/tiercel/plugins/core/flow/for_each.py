@@ -75,8 +75,15 @@ class _Loop(FlowableTask):
     def step(self, ctx: FlowableContext) -> Step:
         values = loop_values(ctx, self.raw_values())
         group_limit, inner = self.limits()
-        return group_step(ctx.children, values, self.tasks, self.errors, self.finally_,
-                          group_limit=group_limit, in_group_concurrent=inner)
+        return group_step(
+            ctx.children,
+            values,
+            self.tasks,
+            self.errors,
+            self.finally_,
+            group_limit=group_limit,
+            in_group_concurrent=inner,
+        )
 
     def resolve_next(self, ctx: FlowableContext) -> list[ChildRun]:
         return self.step(ctx).nexts

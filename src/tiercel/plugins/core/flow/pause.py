@@ -96,7 +96,9 @@ class WaitFor(FlowableTask):
             return state
         freq = self.check_frequency
         started = ctx.task_run.state.start_date
-        too_long = freq.max_duration is not None and started is not None and ctx.now - started >= freq.max_duration
+        too_long = (
+            freq.max_duration is not None and started is not None and ctx.now - started >= freq.max_duration
+        )
         if (freq.max_iterations is not None and count >= freq.max_iterations) or too_long:
             return StateType.FAILED if self.fail_on_max_reached else StateType.SUCCESS
         return StateType.PAUSED

@@ -44,7 +44,9 @@ class Parallel(_ListFlowable):
     concurrent: int = Field(default=0, ge=0)
 
     def step(self, ctx: FlowableContext) -> Step:
-        return container_step(ctx.children, self.tasks, self.errors, self.finally_, concurrent=self.concurrent)
+        return container_step(
+            ctx.children, self.tasks, self.errors, self.finally_, concurrent=self.concurrent
+        )
 
 
 class AllowFailure(_ListFlowable):

@@ -50,7 +50,11 @@ class Subflow(ExecutableTask):
         ]
 
     def subflow_result(
-        self, ctx: FlowableContext, child_state: StateType, child_outputs: Mapping[str, Any] | None, child_id: str
+        self,
+        ctx: FlowableContext,
+        child_state: StateType,
+        child_outputs: Mapping[str, Any] | None,
+        child_id: str,
     ) -> tuple[StateType, dict[str, Any]]:
         outputs: dict[str, Any] = dict(ctx.task_run.outputs)
         outputs["executionId"] = child_id or outputs.get("executionId")

@@ -1,0 +1,42 @@
+# Developers and CI run the same targets. Each creates .venv (through a pinned uv) on first use.
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_WORKERS ?= auto
+
+.PHONY: setup run test bench lint format clean
+
+$(UV):
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --quiet
+	@touch $@
+
+setup: $(VENV)/.synced
+
+run: setup
+	$(BIN)/tiercel flow validate examples/flows
+	@for f in examples/flows/*.yaml; do \
+		echo "== $$f"; \
+		$(BIN)/tiercel flow test "$$f" --flows examples/flows || exit 1; \
+	done
+
+test: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -q
+
+bench: setup
+	$(BIN)/python bench/run.py
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy src/tiercel/engine/decide.py src/tiercel/model
+
+format: setup
+	$(BIN)/ruff check --fix src tests bench
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,135 @@
+"""Restart (same execution), replay (new execution) and change-state, as pure functions (§2.6)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tiercel.errors import TiercelError
+from tiercel.ids import new_id
+from tiercel.model.execution import Execution, TaskRun
+from tiercel.model.flow import Flow
+from tiercel.model.state import State, StateType
+
+_RESTARTABLE = (StateType.FAILED, StateType.PAUSED, StateType.KILLED)
+
+
+def _error_branch_ids(flow: Flow) -> set[str]:
+    nodes = flow.nodes()
+    out = set()
+    for task_id, node in nodes.items():
+        branch_holder = node
+        while branch_holder is not None:
+            if branch_holder.branch == "errors":
+                out.add(task_id)
+                break
+            branch_holder = nodes.get(branch_holder.parent_id) if branch_holder.parent_id else None
+    return out
+
+
+def restart(execution: Execution, now: datetime, flow: Flow | None = None) -> Execution:
+    """Reset failed/paused task runs (and their ancestors) and run the execution again, same id."""
+    if not (execution.current.is_terminated or execution.current == StateType.PAUSED):
+        raise TiercelError(
+            f"Execution {execution.id} is {execution.current}: only terminated or paused executions restart"
+        )
+    errors_ids = _error_branch_ids(flow) if flow is not None else set()
+    runs = [r for r in execution.task_run_list if r.task_id not in errors_ids]
+    by_id = {r.id: r for r in runs}
+    failed = [r for r in runs if r.current in _RESTARTABLE]
+    if not failed:
+        raise TiercelError("No task found to restart")
+    updated: dict[str, TaskRun] = {}
+    for run in failed:
+        has_children = any(c.parent_task_run_id == run.id for c in runs)
+        target = StateType.RUNNING if has_children or run.attempts is None else StateType.RESTARTED
+        updated[run.id] = run.with_state(target, now)
+        parent = by_id.get(run.parent_task_run_id or "")
+        while parent is not None:
+            current = updated.get(parent.id, parent)
+            if current.current != StateType.RUNNING:
+                updated[parent.id] = current.with_state(StateType.RUNNING, now)
+            parent = by_id.get(parent.parent_task_run_id or "")
+    new_runs = tuple(updated.get(r.id, r) for r in runs)
+    metadata = execution.metadata.model_copy(update={"attempt_number": execution.metadata.attempt_number + 1})
+    restarted = execution.model_copy(
+        update={"task_run_list": new_runs, "metadata": metadata, "outputs": None}
+    )
+    return restarted.with_state(StateType.RESTARTED, now)
+
+
+def replay(flow: Flow, execution: Execution, now: datetime, task_run_id: str | None = None) -> Execution:
+    """A new execution with the same inputs: from scratch, or from ``task_run_id`` onwards."""
+    base = execution.model_copy(
+        update={
+            "id": new_id(),
+            "original_id": execution.original_id or execution.id,
+            "outputs": None,
+            "metadata": execution.metadata.model_copy(update={"attempt_number": 1}),
+        }
+    )
+    if task_run_id is None:
+        return base.model_copy(update={"task_run_list": (), "state": State.new(now)})
+    target = execution.find_task_run(task_run_id)
+    if target is None:
+        raise TiercelError(f"Task run {task_run_id} not found in execution {execution.id}")
+    errors_ids = _error_branch_ids(flow)
+    ancestors = {a.id for a in execution.ancestors(target)}
+    position = {r.id: i for i, r in enumerate(execution.task_run_list)}
+    target_pos = position[target.id]
+    kept: list[TaskRun] = []
+    for run in execution.task_run_list:
+        if run.task_id in errors_ids:
+            continue
+        if run.id in ancestors or run.id == target.id or position[run.id] < target_pos:
+            kept.append(run)
+    descendants = _descendants(execution, target.id)
+    kept = [r for r in kept if r.id not in descendants]
+    ids = {r.id: new_id() for r in kept}
+    out: list[TaskRun] = []
+    for run in kept:
+        run = run.model_copy(
+            update={
+                "id": ids[run.id],
+                "execution_id": base.id,
+                "parent_task_run_id": ids.get(run.parent_task_run_id or "", run.parent_task_run_id),
+            }
+        )
+        if run.id == ids[target.id]:
+            is_flowable = flow.task(run.task_id).kind == "flowable"
+            run = run.with_state(StateType.RUNNING if is_flowable else StateType.RESTARTED, now)
+        elif ids.get(run.id) in {ids[a] for a in ancestors}:
+            run = run.with_state(StateType.RUNNING, now)
+        out.append(run)
+    replayed = base.model_copy(update={"task_run_list": tuple(out)})
+    return replayed.with_state(StateType.RESTARTED, now)
+
+
+def change_task_run_state(
+    flow: Flow, execution: Execution, task_run_id: str, state: StateType, now: datetime
+) -> Execution:
+    """Kestra's "mark as": force one task run's state, set its parents RUNNING, execution RESTARTED."""
+    run = execution.find_task_run(task_run_id)
+    if run is None:
+        raise TiercelError(f"Task run {task_run_id} not found in execution {execution.id}")
+    updated = run.with_state(state, now)
+    if updated.attempts:
+        last = updated.attempts[-1]
+        attempts = (
+            *updated.attempts[:-1],
+            last.model_copy(update={"state": last.state.with_state(state, now)}),
+        )
+        updated = updated.model_copy(update={"attempts": attempts})
+    changes = [updated]
+    for ancestor in execution.ancestors(run):
+        changes.append(ancestor.with_state(StateType.RUNNING, now))
+    return execution.with_task_runs(changes).with_state(StateType.RESTARTED, now)
+
+
+def _descendants(execution: Execution, run_id: str) -> set[str]:
+    out: set[str] = set()
+    stack = [run_id]
+    while stack:
+        for child in execution.children_of(stack.pop()):
+            out.add(child.id)
+            stack.append(child.id)
+    return out

@@ -1,0 +1,399 @@
+"""Everything in one process: queue, repositories, executor, worker, indexer and timers.
+
+Used by ``tiercel flow test``, the test suite, and later ``server local``. The roles talk only
+through the queue, exactly as they do when they run as separate processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tiercel.clock import Clock, SystemClock
+from tiercel.engine.decide import Settings
+from tiercel.engine.executions import new_execution
+from tiercel.engine.executor import EXECUTOR_TOPIC, Executor
+from tiercel.engine.timers import MemoryTimers
+from tiercel.engine.worker import TaskRunner
+from tiercel.errors import NotFoundError, TiercelError
+from tiercel.model.execution import Execution, ExecutionTrigger
+from tiercel.model.flow import Flow, FlowWithSource
+from tiercel.model.logs import LogEntry, MetricEntry
+from tiercel.model.messages import ExecutionKilled, ExecutorEvent, LogBatch, WorkerJob, WorkerTaskResult
+from tiercel.model.state import StateType
+
+log = logging.getLogger(__name__)
+
+WORKER_GROUP = "workers"
+EXECUTOR_GROUP = "executor"
+INDEXER_GROUP = "indexer"
+
+
+class LocalRunner:
+    """In-process engine. Use as ``async with LocalRunner() as runner``."""
+
+    def __init__(
+        self,
+        *,
+        storage: Any = None,
+        queue: Any = None,
+        repositories: Any = None,
+        clock: Clock | None = None,
+        settings: Settings | None = None,
+        worker_concurrency: int = 16,
+        secrets: Mapping[str, str] | None = None,
+        data_dir: str | Path | None = None,
+    ) -> None:
+        from tiercel.queue.memory import MemoryQueue
+        from tiercel.repository.memory import MemoryRepositories
+
+        self.clock = clock or SystemClock()
+        self.settings = settings or Settings()
+        self.queue = queue or MemoryQueue()
+        self.repos = repositories or MemoryRepositories()
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if storage is None:
+            if data_dir is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="tiercel-")
+                data_dir = self._tmp.name
+            from tiercel.storage.local import LocalStorage
+
+            storage = LocalStorage(Path(data_dir) / "storage")
+        self.storage = storage
+        self.secrets = dict(secrets if secrets is not None else os.environ)
+        self.flows: dict[tuple[str, str], list[Flow]] = {}
+        self.timers = MemoryTimers(self.clock, self._fire_timer)
+        self.executor = Executor(
+            self.queue,
+            self.repos,
+            self,
+            clock=self.clock,
+            settings=self.settings,
+            schedule_timer=self.timers.schedule,
+            resolve_inputs=self._resolve_inputs_for,
+            on_update=self._updated,
+        )
+        self.task_runner = TaskRunner(self._run_services(), clock=self.clock)
+        self.worker_concurrency = worker_concurrency
+        self._jobs: dict[str, WorkerJob] = {}
+        self._waiters: dict[str, list[tuple[Callable[[Execution], bool], asyncio.Future[Execution]]]] = {}
+        self._loops: list[asyncio.Task[Any]] = []
+        self._subs: list[Any] = []
+
+    def _run_services(self) -> Any:
+        from tiercel.engine.run_context import RunServices
+        from tiercel.storage.kv import KVStore
+
+        return RunServices(
+            storage=self.storage,
+            kv=KVStore(self.storage),
+            fetch_logs=self._fetch_logs,
+            secrets=self.secrets,
+            globals=dict(self.settings.globals),
+        )
+
+    async def _fetch_logs(self, execution_id: str, **kwargs: Any) -> list[LogEntry]:
+        return list(await self.repos.logs.find(execution_id, **kwargs))
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def __aenter__(self) -> LocalRunner:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        executor_sub = self.queue.subscribe(EXECUTOR_TOPIC, EXECUTOR_GROUP)
+        worker_sub = self.queue.subscribe("worker_jobs", WORKER_GROUP)
+        logs_sub = self.queue.subscribe("logs", INDEXER_GROUP)
+        kills_sub = self.queue.subscribe_broadcast("kills")
+        self._subs = [executor_sub, worker_sub, logs_sub, kills_sub]
+        for sub in self._subs:
+            await sub.open()
+        self._loops = [
+            asyncio.create_task(self._executor_loop(executor_sub), name="executor"),
+            asyncio.create_task(self._worker_loop(worker_sub), name="worker"),
+            asyncio.create_task(self._indexer_loop(logs_sub), name="indexer"),
+            asyncio.create_task(self._kill_loop(kills_sub), name="kills"),
+            asyncio.create_task(self.timers.run(), name="timers"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._loops:
+            task.cancel()
+        for task in self._loops:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                await sub.close()
+        with contextlib.suppress(Exception):
+            await self.queue.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    # -- role loops ----------------------------------------------------------------------------
+    async def _executor_loop(self, sub: Any) -> None:
+        while True:
+            deliveries = await sub.receive(max_messages=1000, timeout=None)
+            try:
+                await self.executor.handle_batch([d.message for d in deliveries])
+            except Exception:
+                log.exception("executor failed on a batch")
+            for delivery in deliveries:
+                await delivery.ack()
+
+    async def _worker_loop(self, sub: Any) -> None:
+        slots = asyncio.Semaphore(self.worker_concurrency)
+        running: set[asyncio.Task[Any]] = set()
+
+        async def one(delivery: Any) -> None:
+            try:
+                job: WorkerJob = delivery.message
+                self._jobs[job.task_run.id] = job
+                try:
+                    await self.task_runner.execute(job, self._report, self._sink)
+                finally:
+                    self._jobs.pop(job.task_run.id, None)
+                await delivery.ack()
+            finally:
+                slots.release()
+
+        while True:
+            deliveries = await sub.receive(max_messages=self.worker_concurrency, timeout=None)
+            for delivery in deliveries:
+                await slots.acquire()
+                task = asyncio.create_task(one(delivery))
+                running.add(task)
+                task.add_done_callback(running.discard)
+
+    async def _report(self, result: WorkerTaskResult) -> None:
+        event = ExecutorEvent(execution_id=result.execution_id, kind="result", result=result)
+        await self.queue.publish(EXECUTOR_TOPIC, event, key=result.execution_id)
+
+    async def _sink(self, logs: list[LogEntry], metrics: list[MetricEntry]) -> None:
+        await self.queue.publish("logs", LogBatch(logs=logs, metrics=metrics))
+
+    async def _indexer_loop(self, sub: Any) -> None:
+        while True:
+            deliveries = await sub.receive(max_messages=1000, timeout=None)
+            logs: list[LogEntry] = []
+            metrics: list[MetricEntry] = []
+            for d in deliveries:
+                logs.extend(d.message.logs)
+                metrics.extend(d.message.metrics)
+            if logs:
+                await self.repos.logs.append(logs)
+            if metrics:
+                await self.repos.metrics.append(metrics)
+            for d in deliveries:
+                await d.ack()
+
+    async def _kill_loop(self, sub: Any) -> None:
+        while True:
+            for delivery in await sub.receive(max_messages=100, timeout=None):
+                message: ExecutionKilled = delivery.message
+                self.task_runner.kill(message.execution_id, self._jobs)
+
+    async def _fire_timer(self, execution_id: str, kind: str, task_run_id: str | None) -> None:
+        await self.send(
+            ExecutorEvent(execution_id=execution_id, kind="timer", timer_kind=kind, task_run_id=task_run_id)
+        )
+
+    async def send(self, event: ExecutorEvent) -> None:
+        await self.queue.publish(EXECUTOR_TOPIC, event, key=event.execution_id)
+
+    # -- flows ---------------------------------------------------------------------------------
+    async def deploy(self, flow: Flow | FlowWithSource) -> Flow:
+        source = flow.source if isinstance(flow, FlowWithSource) else None
+        flow = flow.flow if isinstance(flow, FlowWithSource) else flow
+        revisions = self.flows.setdefault((flow.namespace, flow.id), [])
+        flow = flow.model_copy(update={"revision": len(revisions) + 1})
+        revisions.append(flow)
+        with contextlib.suppress(Exception):
+            await self.repos.flows.save(flow.namespace, flow.id, source or "", flow)
+        return flow
+
+    async def get_flow(self, namespace: str, flow_id: str, revision: int | None = None) -> Flow | None:
+        revisions = self.flows.get((namespace, flow_id))
+        if not revisions:
+            return None
+        if revision is None or revision > len(revisions) or revision < 1:
+            return revisions[-1]
+        return revisions[revision - 1]
+
+    # -- executions ----------------------------------------------------------------------------
+    async def _resolve_inputs_for(
+        self, flow: Flow, provided: dict[str, Any], execution_id: str
+    ) -> dict[str, Any]:
+        from tiercel.flows.inputs import resolve_inputs
+
+        if not flow.inputs:
+            return {}
+        return resolve_inputs(flow.inputs, provided, files=_StorageFiles(self, flow, execution_id))
+
+    async def create_execution(
+        self,
+        namespace: str,
+        flow_id: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        labels: Mapping[str, Any] | None = None,
+        trigger: ExecutionTrigger | None = None,
+        raw_inputs: bool = False,
+        schedule_date: datetime | None = None,
+    ) -> Execution:
+        flow = await self.get_flow(namespace, flow_id)
+        if flow is None:
+            raise NotFoundError(f"Flow {namespace}.{flow_id} not found")
+        if flow.disabled:
+            raise TiercelError(f"Flow {namespace}.{flow_id} is disabled")
+        from tiercel.ids import new_id
+
+        execution_id = new_id()
+        typed = (
+            dict(inputs or {})
+            if raw_inputs
+            else await self._resolve_inputs_for(flow, dict(inputs or {}), execution_id)
+        )
+        execution = new_execution(
+            flow,
+            self.clock.now(),
+            inputs=typed,
+            labels=labels,
+            trigger=trigger,
+            execution_id=execution_id,
+            schedule_date=schedule_date,
+        )
+        await self.repos.executions.save(execution)
+        await self.send(ExecutorEvent(execution_id=execution.id, kind="start"))
+        return execution
+
+    async def run(
+        self,
+        namespace: str,
+        flow_id: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        timeout: float = 60,
+        **kwargs: Any,
+    ) -> Execution:
+        execution = await self.create_execution(namespace, flow_id, inputs, **kwargs)
+        return await self.wait(execution.id, timeout=timeout)
+
+    async def get_execution(self, execution_id: str) -> Execution:
+        execution = await self.repos.executions.get(execution_id)
+        if execution is None:
+            raise NotFoundError(f"Execution {execution_id} not found")
+        return execution
+
+    def _updated(self, execution: Execution) -> None:
+        waiters = self._waiters.get(execution.id)
+        if not waiters:
+            return
+        keep = []
+        for predicate, future in waiters:
+            if future.done():
+                continue
+            if predicate(execution):
+                future.set_result(execution)
+            else:
+                keep.append((predicate, future))
+        self._waiters[execution.id] = keep
+
+    async def wait(
+        self, execution_id: str, *, timeout: float = 60, until: Callable[[Execution], bool] | None = None
+    ) -> Execution:
+        """Wait until ``until(execution)`` (default: terminal and no work left)."""
+        predicate = until or _finished
+        current = await self.get_execution(execution_id)
+        if predicate(current):
+            return current
+        future: asyncio.Future[Execution] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(execution_id, []).append((predicate, future))
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            current = await self.get_execution(execution_id)
+            raise TimeoutError(
+                f"Execution {execution_id} did not finish within {timeout}s (state {current.current})"
+            ) from None
+
+    async def kill(self, execution_id: str) -> None:
+        await self.send(ExecutorEvent(execution_id=execution_id, kind="kill"))
+
+    async def resume(self, execution_id: str, inputs: Mapping[str, Any] | None = None) -> None:
+        execution = await self.get_execution(execution_id)
+        if execution.current != StateType.PAUSED:
+            raise TiercelError(f"Execution {execution_id} is not PAUSED (state {execution.current})")
+        outputs: dict[str, Any] = {}
+        flow = await self.get_flow(execution.namespace, execution.flow_id, execution.flow_revision)
+        paused = [r for r in execution.task_run_list if r.current == StateType.PAUSED]
+        if flow is not None and paused:
+            task = flow.task(paused[0].task_id)
+            declared = getattr(task, "on_resume", None)
+            if declared:
+                from tiercel.flows.inputs import resolve_inputs
+
+                outputs = resolve_inputs(
+                    declared, dict(inputs or {}), files=_StorageFiles(self, flow, execution_id)
+                )
+        await self.send(ExecutorEvent(execution_id=execution_id, kind="resume", resume_outputs=outputs))
+
+    async def logs(self, execution_id: str) -> list[LogEntry]:
+        return list(await self.repos.logs.find(execution_id))
+
+    async def restart(self, execution_id: str) -> Execution:
+        from tiercel.engine.restart import restart
+
+        execution = await self.get_execution(execution_id)
+        flow = await self.get_flow(execution.namespace, execution.flow_id, execution.flow_revision)
+        restarted = restart(execution, self.clock.now(), flow)
+        await self.repos.executions.save(restarted)
+        await self.send(ExecutorEvent(execution_id=execution_id, kind="continue"))
+        return restarted
+
+    async def replay(self, execution_id: str, task_run_id: str | None = None) -> Execution:
+        from tiercel.engine.restart import replay
+
+        execution = await self.get_execution(execution_id)
+        flow = await self.get_flow(execution.namespace, execution.flow_id, execution.flow_revision)
+        assert flow is not None
+        replayed = replay(flow, execution, self.clock.now(), task_run_id)
+        await self.repos.executions.save(replayed)
+        kind = "start" if replayed.current == StateType.CREATED else "continue"
+        await self.send(ExecutorEvent(execution_id=replayed.id, kind=kind))
+        return replayed
+
+
+def _finished(execution: Execution) -> bool:
+    return execution.current.is_terminated and all(r.current.is_terminated for r in execution.task_run_list)
+
+
+class _StorageFiles:
+    """FILE inputs stored under the execution's inputs prefix."""
+
+    def __init__(self, runner: LocalRunner, flow: Flow, execution_id: str) -> None:
+        self.runner, self.flow, self.execution_id = runner, flow, execution_id
+
+    def store(self, input_id: str, filename: str, source: Any) -> str:
+        from tiercel.storage.uri import input_uri
+
+        uri = input_uri(self.flow.namespace, self.flow.id, self.execution_id, input_id, filename)
+        return _run_sync(self.runner.storage.put(uri, source))
+
+
+def _run_sync(coro: Any) -> Any:
+    """Input resolution is synchronous; run the storage coroutine on a helper thread's loop."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()

@@ -1,0 +1,1 @@
+"""Reading flow sources: YAML parsing, multi-document splitting and error locations."""
