@@ -196,7 +196,11 @@ class _Decider:
         if event.dynamic_task_runs:
             self.put(*event.dynamic_task_runs)
         if incoming.current.is_terminated:
-            self.finish(incoming, incoming.current)
+            task = self.task(incoming)
+            if _worker_side(task) and incoming.current == StateType.FAILED and task.branches().get("errors"):
+                self.put(incoming.with_state(StateType.RUNNING, self.now))
+            else:
+                self.finish(incoming, incoming.current)
         else:
             self.put(incoming)
 
@@ -205,22 +209,31 @@ class _Decider:
         if run is None or run.current.is_terminated:
             return
         task = self.task(run)
-        if event.state == StateType.RUNNING or not event.state.is_terminated:
-            outputs = dict(run.outputs)
-            if event.child_execution_id:
-                outputs.setdefault("executionId", event.child_execution_id)
-            self.put(run.model_copy(update={"outputs": outputs}))
-            return
         if event.error:
             self.log(run, LogLevel.ERROR, event.error)
-        if isinstance(task, ExecutableTask) and event.error is None:
-            ctx = self.ctx(run)
-            state, outputs = task.subflow_result(
-                ctx, event.state, event.outputs, event.child_execution_id or ""
-            )
+            self.finish(run, StateType.FAILED)
+            return
+        if not isinstance(task, ExecutableTask):
+            self.finish(run, event.state if event.state.is_terminated else StateType.FAILED)
+            return
+        ctx = self.ctx(run)
+        if event.task_outputs is not None:
+            ctx.child_task_outputs = event.task_outputs
+        try:
+            if event.state.is_terminated:
+                child_id = event.child_execution_id or ""
+                state, outputs = task.subflow_result(ctx, event.state, event.outputs, child_id)
+            else:
+                state, outputs = task.child_created(ctx, event.child_execution_id or "")
+        except Exception as exc:
+            self.log(run, LogLevel.ERROR, _message(exc))
+            self.finish(run, StateType.FAILED)
+            return
+        run = run.model_copy(update={"outputs": outputs})
+        if state is None:
+            self.put(run)
         else:
-            state, outputs = event.state, dict(run.outputs)
-        self.finish(run.model_copy(update={"outputs": outputs}), state)
+            self.finish(run, state)
 
     def on_resume(self, outputs: Mapping[str, Any], via_api: bool, task_run_id: str | None = None) -> None:
         if self.ex.current != StateType.PAUSED and task_run_id is None:
@@ -301,7 +314,7 @@ class _Decider:
             run = run.model_copy(update={"outputs": dict(outputs)})
         if state == StateType.FAILED and task.kind == "runnable" and self.try_retry(run, task):
             return
-        run = run.with_state(state, self.now)
+        run = _close_attempt(run.with_state(state, self.now), state, self.now)
         policy = self.retry_policy(run, task)
         if (
             state == StateType.SUCCESS
@@ -385,7 +398,9 @@ class _Decider:
         candidates = [
             r.id
             for r in self.ex.task_run_list
-            if r.current == StateType.RUNNING and self.task(r).kind == "flowable"
+            if r.current == StateType.RUNNING
+            and self.task(r).kind == "flowable"
+            and not (_worker_side(self.task(r)) and not _worker_done(r))
         ]
         for run_id in candidates:
             run = self.ex.task_run(run_id)
@@ -460,7 +475,7 @@ class _Decider:
                 self.log(run, LogLevel.ERROR, _message(exc))
                 updates.append(run.with_state(StateType.FAILED, self.now))
                 continue
-            if task.kind == "runnable":
+            if task.kind == "runnable" or _worker_side(task):
                 attempt = TaskRunAttempt(state=State.new(self.now))
                 run = run.model_copy(update={"attempts": (*(run.attempts or ()), attempt)})
                 updates.append(run)
@@ -469,12 +484,22 @@ class _Decider:
                 updates.append(run.with_state(StateType.RUNNING, self.now))
             elif task.kind == "executable":
                 assert isinstance(task, ExecutableTask)
+                attempt = TaskRunAttempt(state=State.new(self.now, StateType.RUNNING))
                 running = run.with_state(StateType.RUNNING, self.now)
+                running = running.model_copy(update={"attempts": (*(run.attempts or ()), attempt)})
+                ctx = self.ctx(running)
                 try:
-                    requests = task.subflow_requests(self.ctx(running))
+                    requests = task.subflow_requests(ctx)
                 except Exception as exc:
                     self.log(run, LogLevel.ERROR, _message(exc))
-                    updates.append(running.with_state(StateType.FAILED, self.now))
+                    failed = running.with_state(StateType.FAILED, self.now)
+                    updates.append(_close_attempt(failed, StateType.FAILED, self.now))
+                    continue
+                if ctx.new_outputs is not None:
+                    running = running.model_copy(update={"outputs": ctx.new_outputs})
+                if not requests:
+                    done = running.with_state(StateType.SUCCESS, self.now)
+                    updates.append(_close_attempt(done, StateType.SUCCESS, self.now))
                     continue
                 updates.append(running)
                 for request in requests:
@@ -614,6 +639,26 @@ class _Decider:
         runs = [r for r in self.ex.children_of(None) if r.task_id in ids]
         if done and not nexts and all(r.current.is_terminated for r in runs):
             self.commands.append(ExecutionEnded(self.ex.id, self.ex.current))
+
+
+def _close_attempt(run: TaskRun, state: StateType, now: datetime) -> TaskRun:
+    """Executor-side runs (subflows) keep an attempt like worker runs; end it with the run."""
+    attempts = run.attempts
+    if not attempts or attempts[-1].state.current.is_terminated:
+        return run
+    last = attempts[-1]
+    closed = last.model_copy(update={"state": last.state.with_state(state, now)})
+    return run.model_copy(update={"attempts": (*attempts[:-1], closed)})
+
+
+def _worker_side(task: Task) -> bool:
+    """Flowables shipped whole to one worker (WorkingDirectory)."""
+    return bool(getattr(task, "worker_side", False))
+
+
+def _worker_done(run: TaskRun) -> bool:
+    attempts = run.attempts
+    return bool(attempts) and attempts[-1].state.current.is_terminated  # type: ignore[index]
 
 
 def _dispatched(run: TaskRun) -> bool:

@@ -44,6 +44,7 @@ class SubflowResult:
     child_execution_id: str | None = None
     outputs: dict[str, Any] | None = None
     error: str | None = None
+    task_outputs: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

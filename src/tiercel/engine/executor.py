@@ -17,6 +17,7 @@ from tiercel.engine import commands as cmd
 from tiercel.engine import events as ev
 from tiercel.engine.decide import Settings, decide
 from tiercel.engine.executions import CORRELATION_ID, new_execution
+from tiercel.engine.variables import outputs_map
 from tiercel.errors import TiercelError
 from tiercel.model.execution import Execution, ExecutionTrigger
 from tiercel.model.flow import Flow
@@ -29,6 +30,24 @@ log = logging.getLogger(__name__)
 
 EXECUTOR_TOPIC = "executor"
 SUBFLOW_TRIGGER = "io.kestra.plugin.core.flow.Subflow"
+
+
+def crash_decision(execution: Execution, exc: Exception, now: Any) -> cmd.Decision:
+    """A bug must never leave an execution stuck: fail it, say why, and end it (Kestra does too)."""
+    runs = [
+        run.with_state(StateType.FAILED, now) if not run.current.is_terminated else run
+        for run in execution.task_run_list
+    ]
+    failed = execution.with_task_runs(runs).with_state(StateType.FAILED, now)
+    entry = LogEntry(
+        namespace=execution.namespace,
+        flow_id=execution.flow_id,
+        execution_id=execution.id,
+        timestamp=now,
+        level=LogLevel.ERROR,
+        message=f"Internal error while processing the execution: {type(exc).__name__}: {exc}",
+    )
+    return cmd.Decision(failed, (cmd.EmitLogs((entry,)), cmd.ExecutionEnded(failed.id, StateType.FAILED)))
 
 
 class FlowSource(Protocol):
@@ -52,6 +71,7 @@ class Executor:
         schedule_timer: Callable[[str, str, Any, str | None], None] | None = None,
         resolve_inputs: Callable[[Flow, dict[str, Any], str], Awaitable[dict[str, Any]]] | None = None,
         on_update: Callable[[Execution], None] | None = None,
+        log_sink: Callable[[list[LogEntry]], Awaitable[None]] | None = None,
     ) -> None:
         self.queue = queue
         self.repos = repositories
@@ -61,6 +81,7 @@ class Executor:
         self.schedule_timer = schedule_timer
         self.resolve_inputs = resolve_inputs
         self.on_update = on_update
+        self.log_sink = log_sink
 
     async def handle_batch(self, events: Sequence[ExecutorEvent]) -> None:
         grouped: dict[str, list[ExecutorEvent]] = {}
@@ -83,7 +104,11 @@ class Executor:
             else:
                 missing = False
                 decide_events = [await self._to_event(execution, flow, e) for e in events]
-                decision = decide(flow, execution, decide_events, self.clock.now(), self.settings)
+                try:
+                    decision = decide(flow, execution, decide_events, self.clock.now(), self.settings)
+                except Exception as exc:
+                    log.exception("decide() failed for execution %s", execution.id)
+                    decision = crash_decision(execution, exc, self.clock.now())
                 new = decision.execution
                 if new is not execution:
                     await locked.save(new)
@@ -112,7 +137,9 @@ class Executor:
             return ev.TaskResult(event.result.task_run, tuple(event.result.dynamic_task_runs))
         if kind == "subflow" and event.subflow is not None:
             s = event.subflow
-            return ev.SubflowResult(s.parent_task_run_id, s.state, s.child_execution_id, s.outputs, s.error)
+            return ev.SubflowResult(
+                s.parent_task_run_id, s.state, s.child_execution_id, s.outputs, s.error, s.task_outputs
+            )
         if kind == "kill":
             return ev.Kill()
         if kind == "resume":
@@ -134,7 +161,10 @@ class Executor:
         )
 
     async def emit_logs(self, logs: Sequence[LogEntry]) -> None:
-        await self.queue.publish("logs", LogBatch(logs=list(logs)))
+        if self.log_sink is not None:
+            await self.log_sink(list(logs))
+        else:
+            await self.queue.publish("logs", LogBatch(logs=list(logs)))
 
     async def send(self, execution_id: str, **fields: Any) -> None:
         await self.queue.publish(
@@ -229,10 +259,7 @@ class Executor:
         )
         await self.repos.executions.save(child)
         await self.send(child.id, kind="start")
-        if request.wait:
-            await reply(StateType.RUNNING, child.id)
-        else:
-            await reply(StateType.SUCCESS, child.id)
+        await reply(StateType.RUNNING, child.id)
 
     async def on_end(self, execution: Execution, flow: Flow) -> None:
         trigger = execution.trigger
@@ -245,6 +272,7 @@ class Executor:
                     child_execution_id=execution.id,
                     state=execution.current,
                     outputs=execution.outputs,
+                    task_outputs=outputs_map(execution),
                 )
                 await self.send(execution.parent_id, kind="subflow", subflow=result)
         if flow.concurrency is not None:

@@ -157,6 +157,7 @@ class FlowableCtx:
         self._now = now
         self._variables = variables
         self.new_outputs: dict[str, Any] | None = None
+        self.child_task_outputs: dict[str, Any] | None = None
 
     @property
     def now(self) -> datetime:

@@ -26,7 +26,7 @@ from tiercel.errors import NotFoundError, TiercelError
 from tiercel.model.execution import Execution, ExecutionTrigger
 from tiercel.model.flow import Flow, FlowWithSource
 from tiercel.model.logs import LogEntry, MetricEntry
-from tiercel.model.messages import ExecutionKilled, ExecutorEvent, LogBatch, WorkerJob, WorkerTaskResult
+from tiercel.model.messages import ExecutionKilled, ExecutorEvent, WorkerJob, WorkerTaskResult
 from tiercel.model.state import StateType
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,7 @@ class LocalRunner:
             clock=self.clock,
             settings=self.settings,
             schedule_timer=self.timers.schedule,
+            log_sink=self.repos.logs.append,
             resolve_inputs=self._resolve_inputs_for,
             on_update=self._updated,
         )
@@ -99,8 +100,20 @@ class LocalRunner:
             globals=dict(self.settings.globals),
         )
 
-    async def _fetch_logs(self, execution_id: str, **kwargs: Any) -> list[LogEntry]:
-        return list(await self.repos.logs.find(execution_id, **kwargs))
+    async def _fetch_logs(
+        self,
+        *,
+        execution_id: str,
+        namespace: str | None = None,
+        flow_id: str | None = None,
+        task_ids: Any = None,
+        min_level: Any = None,
+    ) -> list[LogEntry]:
+        logs = await self.repos.logs.find(execution_id, min_level=min_level)
+        if task_ids:
+            wanted = set(task_ids)
+            return [entry for entry in logs if entry.task_id in wanted]
+        return list(logs)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def __aenter__(self) -> LocalRunner:
@@ -180,7 +193,12 @@ class LocalRunner:
         await self.queue.publish(EXECUTOR_TOPIC, event, key=result.execution_id)
 
     async def _sink(self, logs: list[LogEntry], metrics: list[MetricEntry]) -> None:
-        await self.queue.publish("logs", LogBatch(logs=logs, metrics=metrics))
+        """Index task logs before the result is reported, so the next task (``errorLogs()``,
+        ``log.Fetch``) always sees them; across processes they travel on the ``logs`` topic."""
+        if logs:
+            await self.repos.logs.append(logs)
+        if metrics:
+            await self.repos.metrics.append(metrics)
 
     async def _indexer_loop(self, sub: Any) -> None:
         while True:

@@ -11,12 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
+import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from tiercel.clock import Clock, SystemClock
 from tiercel.errors import TiercelError
+from tiercel.ids import new_id
 from tiercel.model.execution import TaskRun, TaskRunAttempt
 from tiercel.model.logs import LogEntry, MetricEntry
 from tiercel.model.messages import WorkerJob, WorkerTaskResult
@@ -72,7 +76,11 @@ class TaskRunner:
             await report(WorkerTaskResult(execution_id=job.execution_id, task_run=final))
             return
         ctx = TaskRunContext(job, self.services, task=task)
-        coro = self._run(task, ctx)
+        dynamic: list[TaskRun] = []
+        if getattr(task, "worker_side", False):
+            coro = self._run_block(job, task, ctx, dynamic, sink)
+        else:
+            coro = self._run(task, ctx)
         work = asyncio.ensure_future(coro)
         self._running[run.id] = work
         try:
@@ -94,9 +102,9 @@ class TaskRunner:
             await _maybe_await(getattr(ctx, "close", None))
         if logs or metrics:
             await sink(logs, metrics)
-        await report(
-            WorkerTaskResult(execution_id=job.execution_id, task_run=_finish(running, state, end, outputs))
-        )
+        final = _finish(running, state, end, outputs)
+        result = WorkerTaskResult(execution_id=job.execution_id, task_run=final, dynamic_task_runs=dynamic)
+        await report(result)
 
     async def _run(self, task: Task, ctx: Any) -> tuple[StateType, dict[str, Any], str | None]:
         if not isinstance(task, RunnableTask):
@@ -121,10 +129,95 @@ class TaskRunner:
             log.debug("task %s failed", task.id, exc_info=True)
             return StateType.FAILED, {}, f"{type(exc).__name__}: {exc}"
 
+    async def _run_block(
+        self, job: WorkerJob, block: Task, ctx: Any, dynamic: list[TaskRun], sink: Sink
+    ) -> tuple[StateType, dict[str, Any], str | None]:
+        """WorkingDirectory: run the children in order, in one directory, creating their runs."""
+        from tiercel.engine.run_context import TaskRunContext
+
+        workdir = Path(tempfile.mkdtemp(prefix="tiercel-wd-"))
+        outputs = dict(job.variables.get("outputs") or {})
+        state = StateType.SUCCESS
+        block_outputs: dict[str, Any] = {}
+        try:
+            await _write_input_files(block, ctx, workdir)
+            for child in [t for t in block.branches().get("tasks", []) if not t.disabled]:
+                now = self.clock.now()
+                run = TaskRun(
+                    id=new_id(),
+                    execution_id=job.execution_id,
+                    namespace=job.namespace,
+                    flow_id=job.flow_id,
+                    task_id=child.id,
+                    parent_task_run_id=job.task_run.id,
+                    state=State.new(now),
+                )
+                run = _set_attempt(
+                    run.with_state(StateType.RUNNING, now), StateType.RUNNING, now, self.worker_id
+                )
+                variables = dict(job.variables)
+                variables["outputs"] = outputs
+                variables["task"] = {"id": child.id, "type": child.type}
+                variables["taskrun"] = {
+                    "id": run.id,
+                    "startDate": now,
+                    "attemptsCount": 1,
+                    "parentId": job.task_run.id,
+                    "value": None,
+                    "iteration": None,
+                }
+                child_job = job.model_copy(update={"task": child, "task_run": run, "variables": variables})
+                child_ctx = TaskRunContext(child_job, self.services, task=child, working_dir=workdir)
+                child_state, child_outputs, message = await self._run(child, child_ctx)
+                end = self.clock.now()
+                logs = list(getattr(child_ctx, "logs", []))
+                if message:
+                    logs.append(_error_log(child_job, run, message, end))
+                if logs or getattr(child_ctx, "metrics", None):
+                    await sink(logs, list(getattr(child_ctx, "metrics", [])))
+                dynamic.append(_finish(run, child_state, end, child_outputs))
+                if child_outputs:
+                    outputs[child.id] = child_outputs
+                if child_state in (StateType.FAILED, StateType.KILLED):
+                    state = child_state
+                    break
+            patterns = list(getattr(block, "output_files", None) or [])
+            if patterns and state == StateType.SUCCESS:
+                from tiercel.plugins.core.storage import matching_files
+
+                files = {}
+                for relative, path in matching_files(workdir, patterns):
+                    files[relative] = await ctx.put_file(path, relative.replace("/", "_"))
+                block_outputs["outputFiles"] = files
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return state, block_outputs, None
+
     def kill(self, execution_id: str, jobs: dict[str, WorkerJob]) -> None:
         for run_id, job in list(jobs.items()):
             if job.execution_id == execution_id and run_id in self._running:
                 self._running[run_id].cancel()
+
+
+async def _write_input_files(block: Task, ctx: Any, workdir: Path) -> None:
+    raw = getattr(block, "input_files", None)
+    if not raw:
+        return
+    from tiercel.plugins.core.storage import safe_local_path
+
+    files = ctx.render(raw)
+    if isinstance(files, str):
+        import json
+
+        files = json.loads(files)
+    for relative, content in dict(files).items():
+        path = safe_local_path(workdir, str(relative))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = str(content)
+        if text.startswith("kestra://"):
+            path.write_bytes(await ctx.read_bytes(text))
+        else:
+            path.write_text(text, encoding="utf-8")
 
 
 def _timeout(task: Task, ctx: Any) -> float | None:

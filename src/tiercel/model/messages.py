@@ -59,6 +59,8 @@ class SubflowExecutionResult(Message):
     child_execution_id: str | None = None
     state: StateType
     outputs: dict[str, Any] | None = None
+    task_outputs: dict[str, Any] | None = None
+    """The child's task outputs map, for the deprecated Subflow ``outputs`` property."""
     error: str | None = None
 
 

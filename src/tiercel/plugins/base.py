@@ -178,14 +178,18 @@ class ExecutableTask(Task):
     def subflow_requests(self, ctx: FlowableContext) -> list[SubflowRequest]:
         raise NotImplementedError
 
+    def child_created(self, ctx: FlowableContext, child_id: str) -> tuple[StateType | None, dict[str, Any]]:
+        """A child execution exists: the run's new outputs, and its state if that ends it."""
+        return None, {**ctx.task_run.outputs, "executionId": child_id}
+
     def subflow_result(
         self,
         ctx: FlowableContext,
         child_state: StateType,
         child_outputs: Mapping[str, Any] | None,
         child_id: str,
-    ) -> tuple[StateType, dict[str, Any]]:
-        """The task run's state and outputs once the child execution ended."""
+    ) -> tuple[StateType | None, dict[str, Any]]:
+        """A child execution ended: the run's new outputs, and its state (None = more to come)."""
         raise NotImplementedError
 
 

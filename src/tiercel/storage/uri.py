@@ -26,7 +26,7 @@ RESERVED_PREFIX = ".tiercel-"
 
 _ENCODE = {c: f"%{ord(c):02X}" for c in "%?# "} | {chr(i): f"%{i:02X}" for i in range(0x20)} | {"\x7f": "%7F"}
 _SLUG_SPACES = re.compile(r"\s+")
-_SLUG_OTHER = re.compile(r"[^A-Za-z0-9_-]")
+_SLUG_OTHER = re.compile(r"[^A-Za-z0-9-]+")
 
 
 class InvalidStorageURI(StorageError):

@@ -49,13 +49,25 @@ class Subflow(ExecutableTask):
             )
         ]
 
+    def child_created(self, ctx: FlowableContext, child_id: str) -> tuple[StateType | None, dict[str, Any]]:
+        outputs = {**ctx.task_run.outputs, "executionId": child_id}
+        return (None if self.wait else StateType.SUCCESS), outputs
+
+    def _legacy_outputs(self, ctx: FlowableContext) -> dict[str, Any]:
+        """Deprecated ``outputs``: rendered against the child execution's task outputs."""
+        from tiercel.templating import render_value
+
+        variables = dict(ctx.variables())  # type: ignore[attr-defined]
+        variables["outputs"] = getattr(ctx, "child_task_outputs", None) or {}
+        return dict(render_value(self.outputs or {}, variables))
+
     def subflow_result(
         self,
         ctx: FlowableContext,
         child_state: StateType,
         child_outputs: Mapping[str, Any] | None,
         child_id: str,
-    ) -> tuple[StateType, dict[str, Any]]:
+    ) -> tuple[StateType | None, dict[str, Any]]:
         outputs: dict[str, Any] = dict(ctx.task_run.outputs)
         outputs["executionId"] = child_id or outputs.get("executionId")
         if not self.wait:
@@ -63,6 +75,8 @@ class Subflow(ExecutableTask):
         outputs["state"] = child_state.value
         if child_outputs is not None:
             outputs["outputs"] = dict(child_outputs)
+        if self.outputs:
+            outputs["outputs"] = {**outputs.get("outputs", {}), **self._legacy_outputs(ctx)}
         if self.transmit_failed and child_state in _TRANSMITTED:
             return child_state, outputs
         return StateType.SUCCESS, outputs
