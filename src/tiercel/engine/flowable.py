@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from tiercel.model.execution import Execution, TaskRun
-from tiercel.model.state import StateType
+from tiercel.model.state import TERMINATED, StateType
 from tiercel.plugins.base import ChildRun, Task
 
 if TYPE_CHECKING:
@@ -142,6 +142,16 @@ def _run_all(
     return [], True
 
 
+def _has_template(value: Any) -> bool:
+    if isinstance(value, str):
+        return "{" in value
+    if isinstance(value, Mapping):
+        return any(_has_template(k) or _has_template(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_template(v) for v in value)
+    return False
+
+
 class FlowableCtx:
     """The ``FlowableContext`` handed to flowable tasks by ``decide()``."""
 
@@ -157,6 +167,7 @@ class FlowableCtx:
         self._now = now
         self._variables = variables
         self.new_outputs: dict[str, Any] | None = None
+        self.memo: dict[str, Any] = {}
         self.child_task_outputs: dict[str, Any] | None = None
 
     @property
@@ -185,12 +196,16 @@ class FlowableCtx:
         return self._variables(self._task_run)
 
     def render(self, value: Any) -> Any:
+        if not _has_template(value):
+            return value
         from tiercel.templating import render_value
 
         return render_value(value, self.variables())
 
     def render_typed(self, template: Any) -> Any:
         if not isinstance(template, str):
+            return self.render(template)
+        if "{" not in template:
             return template
         from tiercel.templating import render_typed
 
@@ -200,6 +215,19 @@ class FlowableCtx:
         merged = dict(self.outputs)
         merged.update(outputs)
         self.new_outputs = merged
+
+
+def _sequential_group(
+    runs: Mapping[str, TaskRun], tasks: Sequence[Task], value: str | None
+) -> tuple[list[ChildRun], bool]:
+    """One loop group run sequentially, when nothing failed: (next run, group done)."""
+    for task in tasks:
+        run = runs.get(task.id)
+        if run is None:
+            return [ChildRun(task, value)], False
+        if run.current not in TERMINATED:
+            return [], False
+    return [], True
 
 
 def group_step(
@@ -220,10 +248,12 @@ def group_step(
     tasks, errors, finally_ = enabled(tasks), enabled(errors), enabled(finally_)
     task_ids = {t.id for t in tasks}
     by_value: dict[str | None, list[TaskRun]] = {}
+    by_value_task: dict[str | None, dict[str, TaskRun]] = {}
     normal: list[TaskRun] = []
     for run in children:
         if run.task_id in task_ids:
             by_value.setdefault(run.value, []).append(run)
+            by_value_task.setdefault(run.value, {})[run.task_id] = run
             normal.append(run)
     failed = any(r.current in (StateType.FAILED, StateType.KILLED) for r in normal)
     err_runs = runs_by_task(children, errors) if errors else {}
@@ -245,11 +275,17 @@ def group_step(
             if runs is None:
                 all_done = False
                 continue
-            step = container_step(runs, tasks, value=value, match_value=True, concurrent=in_group_concurrent)
-            if step.state is None:
+            if in_group_concurrent is None:
+                group_nexts, group_done = _sequential_group(by_value_task[value], tasks, value)
+            else:
+                step = container_step(
+                    runs, tasks, value=value, match_value=True, concurrent=in_group_concurrent
+                )
+                group_nexts, group_done = step.nexts, step.state is not None
+            if not group_done:
                 all_done = False
                 active += 1
-                nexts.extend(step.nexts)
+                nexts.extend(group_nexts)
         for value in groups:
             if value in by_value:
                 continue

@@ -6,7 +6,7 @@ immutable execution snapshot and shared by every render of that snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from tiercel.model.execution import Execution, TaskRun
@@ -14,6 +14,45 @@ from tiercel.model.execution import Execution, TaskRun
 if TYPE_CHECKING:
     from tiercel.model.flow import Flow
     from tiercel.plugins.base import Task
+
+
+class LazyMap(Mapping[str, Any]):
+    """A read-only map built on first use: most templates never look at ``outputs``."""
+
+    __slots__ = ("_build", "_data")
+
+    def __init__(self, build: Callable[[], Mapping[str, Any]]) -> None:
+        self._build = build
+        self._data: Mapping[str, Any] | None = None
+
+    def _get(self) -> Mapping[str, Any]:
+        if self._data is None:
+            self._data = self._build()
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._get()
+
+    def __repr__(self) -> str:
+        return f"LazyMap({dict(self._get())!r})"
+
+
+def materialize(value: Any) -> Any:
+    """Plain dicts and lists all the way down (for serialising variables)."""
+    if isinstance(value, Mapping):
+        return {k: materialize(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [materialize(v) for v in value]
+    return value
 
 
 def outputs_map(execution: Execution) -> dict[str, Any]:
@@ -114,8 +153,8 @@ def execution_variables(
             "originalId": execution.original_id or execution.id,
             "state": execution.current.value,
         },
-        "outputs": outputs_map(execution),
-        "tasks": tasks_map(execution),
+        "outputs": LazyMap(lambda: outputs_map(execution)),
+        "tasks": LazyMap(lambda: tasks_map(execution)),
         "inputs": inputs_variable(flow, execution),
         "labels": labels_variable(execution),
         "envs": dict(envs or {}),

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from tiercel.engine.flowable import Step, group_step
 from tiercel.errors import TaskError
@@ -58,6 +58,8 @@ def _java_repr(value: Any) -> str:
 
 
 class _Loop(FlowableTask):
+    _static_values: list[str] | None = PrivateAttr(default=None)
+
     tasks: list[AnyTask] = Field(min_length=1)
     errors: list[AnyTask] | None = None
     finally_: list[AnyTask] | None = Field(default=None, alias="finally")
@@ -73,7 +75,27 @@ class _Loop(FlowableTask):
         return 1, None
 
     def step(self, ctx: FlowableContext) -> Step:
-        values = loop_values(ctx, self.raw_values())
+        memo = getattr(ctx, "memo", None)
+        if memo is not None and "step" in memo:
+            return memo["step"]  # type: ignore[no-any-return]
+        step = self._step(ctx)
+        if memo is not None:
+            memo["step"] = step
+        return step
+
+    def values_of(self, ctx: FlowableContext) -> list[str]:
+        """Loop values; computed once per task when they contain no template."""
+        raw = self.raw_values()
+        from tiercel.engine.flowable import _has_template
+
+        if _has_template(raw):
+            return loop_values(ctx, raw)
+        if self._static_values is None:
+            self._static_values = loop_values(ctx, raw)
+        return self._static_values
+
+    def _step(self, ctx: FlowableContext) -> Step:
+        values = self.values_of(ctx)
         group_limit, inner = self.limits()
         return group_step(
             ctx.children,
