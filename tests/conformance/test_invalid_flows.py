@@ -19,7 +19,9 @@ from tiercel.errors import ValidationError
 from tiercel.flows.loader import split_documents
 from tiercel.flows.validate import load_flow_file, parse_flow
 
-TEST_ONLY_TYPE = re.compile(r"^\s*-?\s*type:\s*[\"']?(io\.kestra\.core\.(?:tasks|runners)\.test\.[\w.]+)", re.M)
+TEST_ONLY_TYPE = re.compile(
+    r"^\s*-?\s*type:\s*[\"']?(io\.kestra\.core\.(?:tasks|runners)\.test\.[\w.]+)", re.M
+)
 
 
 def _files(folder: Path | None) -> list[str]:
@@ -51,7 +53,7 @@ def test_invalid_flow_is_refused_with_location(name: str) -> None:
 
 
 def test_multiple_invalid_documents_are_each_refused() -> None:
-    """Kestra's validate endpoint takes several flows separated by ``---``: each gets its own located error."""
+    """Kestra's validate endpoint takes several ``---``-separated flows: each gets its own located error."""
     require_shared()
     assert INVALIDS is not None
     name = "validateMultipleInvalidFlows.yaml"

@@ -79,6 +79,8 @@ class _Decider:
         self.settings = settings
         self.commands: list[Command] = []
         self.logs: list[LogEntry] = []
+        self.original = execution
+        self._ended = False
         self._vars_for: Execution | None = None
         self._vars: dict[str, Any] = {}
 
@@ -241,7 +243,8 @@ class _Decider:
         paused = [
             r
             for r in self.ex.task_run_list
-            if r.current == StateType.PAUSED and (task_run_id is None or r.id == task_run_id)
+            if r.current == StateType.PAUSED
+            and (r.id == task_run_id if task_run_id is not None else self._is_pause(r))
         ]
         for run in paused[:1]:
             task = self.task(run)
@@ -349,10 +352,13 @@ class _Decider:
         if policy.behavior == RetryBehavior.CREATE_NEW_EXECUTION:
             attempts = self.ex.metadata.attempt_number
             first = self.ex.metadata.original_created_date or self.ex.state.start_date or self.now
-            if policy.next_date(first, self.now, attempts) is None:
+            at = policy.next_date(first, _attempt_end(run, self.now), attempts)
+            if at is None:
                 return False
             self.put(run.with_state(StateType.FAILED, self.now).with_state(StateType.RETRIED, self.now))
             replay = new_attempt_execution(self.ex, self.now)
+            if at > self.now:
+                replay = replay.model_copy(update={"schedule_date": at})
             self.commands.append(CreateExecution(replay))
             self.end(StateType.RETRIED)
             return True
@@ -360,7 +366,7 @@ class _Decider:
         if not attempts:
             return False
         first_start = attempts[0].state.start_date or self.now
-        at = policy.next_date(first_start, self.now, len(attempts))
+        at = policy.next_date(first_start, _attempt_end(run, self.now), len(attempts))
         if at is None:
             return False
         self.put(run.with_state(StateType.FAILED, self.now).with_state(StateType.RETRYING, self.now))
@@ -465,7 +471,10 @@ class _Decider:
         if not pending:
             return
         updates: list[TaskRun] = []
-        for run in pending:
+        for stale in pending:
+            run = self.ex.task_run(stale.id)
+            if not run.current.is_created or _dispatched(run):
+                continue
             task = self.task(run)
             try:
                 if not self.run_if(task, run):
@@ -582,7 +591,9 @@ class _Decider:
                 continue
             kind = self.task(run).kind
             if current.is_created or current in (StateType.PAUSED, StateType.RETRYING):
-                updates.append(run.with_state(StateType.KILLED, self.now))
+                updates.append(
+                    _close_attempt(run.with_state(StateType.KILLED, self.now), StateType.KILLED, self.now)
+                )
             elif kind == "flowable":
                 children = self.ex.children_of(run.id)
                 if all(c.current.is_terminated for c in children):
@@ -621,24 +632,38 @@ class _Decider:
         tasks = self.flow.after_execution
         if not tasks:
             return
-        ids = {t.id for t in tasks}
-        runs = [r for r in self.ex.children_of(None) if r.task_id in ids]
-        if (
-            runs
-            and all(r.current.is_terminated for r in runs)
-            and len(runs) >= len([t for t in tasks if not t.disabled])
-        ):
+        if self._after_done(self.original):
             return
-        from tiercel.engine.flowable import run_list, runs_by_task
+        ids = {t.id for t in tasks}
+        enabled_tasks = [t for t in tasks if not t.disabled]
+        from tiercel.engine.flowable import _run_all, runs_by_task
 
-        nexts, done = run_list(runs_by_task(runs, tasks), [t for t in tasks if not t.disabled])
+        runs = [r for r in self.ex.children_of(None) if r.task_id in ids]
+        nexts, _ = _run_all(runs_by_task(runs, enabled_tasks), enabled_tasks, None)
         if nexts:
             self.put(*(self.new_run(child, None) for child in nexts))
         self.resolve_flowables()
         self.dispatch()
-        runs = [r for r in self.ex.children_of(None) if r.task_id in ids]
-        if done and not nexts and all(r.current.is_terminated for r in runs):
+        if self._after_done(self.ex) and not self._ended:
+            self._ended = True
             self.commands.append(ExecutionEnded(self.ex.id, self.ex.current))
+
+    def _after_done(self, execution: Execution) -> bool:
+        """Every afterExecution task has a terminated run (so the end was already reported)."""
+        tasks = [t for t in self.flow.after_execution or [] if not t.disabled]
+        if not execution.current.is_terminated:
+            return False
+        runs = {r.task_id: r for r in execution.children_of(None)}
+        return all(t.id in runs and runs[t.id].current.is_terminated for t in tasks)
+
+
+def _attempt_end(run: TaskRun, now: datetime) -> datetime:
+    """When the last attempt ended (retry delays count from there, not from processing time)."""
+    if run.attempts:
+        end = run.attempts[-1].state.end_date
+        if end is not None:
+            return end
+    return now
 
 
 def _close_attempt(run: TaskRun, state: StateType, now: datetime) -> TaskRun:

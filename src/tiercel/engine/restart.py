@@ -40,8 +40,12 @@ def restart(execution: Execution, now: datetime, flow: Flow | None = None) -> Ex
         raise TiercelError("No task found to restart")
     updated: dict[str, TaskRun] = {}
     for run in failed:
-        has_children = any(c.parent_task_run_id == run.id for c in runs)
-        target = StateType.RUNNING if has_children or run.attempts is None else StateType.RESTARTED
+        if flow is not None and run.task_id in flow.nodes():
+            task = flow.task(run.task_id)
+            flowable = task.kind == "flowable" and not getattr(task, "worker_side", False)
+        else:
+            flowable = any(c.parent_task_run_id == run.id for c in runs)
+        target = StateType.RUNNING if flowable else StateType.RESTARTED
         updated[run.id] = run.with_state(target, now)
         parent = by_id.get(run.parent_task_run_id or "")
         while parent is not None:
@@ -86,18 +90,18 @@ def replay(flow: Flow, execution: Execution, now: datetime, task_run_id: str | N
     kept = [r for r in kept if r.id not in descendants]
     ids = {r.id: new_id() for r in kept}
     out: list[TaskRun] = []
-    for run in kept:
-        run = run.model_copy(
+    for original in kept:
+        run = original.model_copy(
             update={
-                "id": ids[run.id],
+                "id": ids[original.id],
                 "execution_id": base.id,
-                "parent_task_run_id": ids.get(run.parent_task_run_id or "", run.parent_task_run_id),
+                "parent_task_run_id": ids.get(original.parent_task_run_id or "", original.parent_task_run_id),
             }
         )
         if run.id == ids[target.id]:
             is_flowable = flow.task(run.task_id).kind == "flowable"
             run = run.with_state(StateType.RUNNING if is_flowable else StateType.RESTARTED, now)
-        elif ids.get(run.id) in {ids[a] for a in ancestors}:
+        elif original.id in ancestors:
             run = run.with_state(StateType.RUNNING, now)
         out.append(run)
     replayed = base.model_copy(update={"task_run_list": tuple(out)})

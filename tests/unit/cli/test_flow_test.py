@@ -261,16 +261,34 @@ def test_unknown_file_is_refused_with_a_reason(tmp_path: Path) -> None:
     assert "'nope.yaml' does not exist" in result.output or "nope.yaml' does not exist" in result.output
 
 
+SLOW = """
+id: slow
+namespace: company.team
+tasks:
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT30S
+"""
+
+
 def test_timeout_stops_waiting(write_flow: WriteFlow) -> None:
-    path = write_flow(
-        "slow.yaml",
-        "id: slow\nnamespace: a\ntasks:\n  - id: nap\n    type: io.kestra.plugin.core.flow.Sleep\n"
-        "    duration: PT30S\n",
-    )
-    result = invoke("flow", "test", str(path), "--json", "--timeout", "0.5")
+    result = invoke("flow", "test", str(write_flow("slow.yaml", SLOW)), "--json", "--timeout", "0.5")
     assert result.exit_code == 1
-    assert "did not finish within 0.5s" in result.stderr
-    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    assert "did not finish within 0.5s (state RUNNING)" in result.stderr
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="LocalRunner.stop() leaves the running Sleep's worker task alive; asyncio.run() cancels it "
+    "at shutdown, its report hits the closed queue and a QueueClosed traceback is printed",
+)
+@pytest.mark.parametrize("mode", [["--json"], []], ids=["json", "summary"])
+def test_timeout_prints_no_traceback_in_a_real_process(write_flow: WriteFlow, mode: list[str]) -> None:
+    proc = run_process(["flow", "test", str(write_flow("slow.yaml", SLOW)), "--timeout", "0.5", *mode])
+    assert proc.returncode == 1
+    assert "did not finish within 0.5s" in proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
 
 
 # -- subflows ----------------------------------------------------------------------------------
@@ -322,6 +340,37 @@ def test_summary_of_a_failed_flow(write_flow: WriteFlow) -> None:
     assert "FAILED" in result.stdout
     assert "the service said no" in result.stdout
     assert "ended FAILED with 1 task runs" in result.stdout
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="progress.table()/summary() pass task values and outputs to rich as markup: "
+    "'[/x]' raises MarkupError (traceback, exit 1) and '[bold]x' loses its brackets",
+)
+def test_summary_shows_values_and_outputs_verbatim(write_flow: WriteFlow) -> None:
+    path = write_flow(
+        "brackets.yaml",
+        """
+        id: brackets
+        namespace: company.team
+        tasks:
+          - id: each
+            type: io.kestra.plugin.core.flow.ForEach
+            values: ["[bold]b"]
+            tasks:
+              - id: ret
+                type: io.kestra.plugin.core.debug.Return
+                format: "[/x] done"
+        outputs:
+          - id: path
+            type: STRING
+            value: "[/api/v1]"
+        """,
+    )
+    result = invoke("flow", "test", str(path))
+    assert result.exit_code == 0, result.output
+    for text in ("[bold]b", "[/x] done", "[/api/v1]", "ended SUCCESS"):
+        assert text in result.stdout
 
 
 @pytest.mark.slow

@@ -261,10 +261,6 @@ def test_retry_then_success_ends_success() -> None:
     assert d.dispatched() == ["a", "a", "b"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: retry date is computed from decide()'s `now`, not from the last attempt's end",
-)
 def test_retry_delay_counts_from_attempt_end_not_from_processing_time() -> None:
     flow = flow_of({"tasks": [fail("a", retry={"type": "constant", "interval": "PT10S", "maxAttempt": 3})]})
     d = Driver(flow, hold={"a"})
@@ -445,15 +441,11 @@ def test_create_new_execution_marks_retried_and_replays() -> None:
     assert new.inputs == {"x": 1}
     # the replayed execution fails for good: maxAttempt counts executions
     d2 = Driver(flow)
-    final = d2.feed(new, [ev.Start()])
+    final = d2.fire_timers(d2.feed(new, [ev.Start()]))
     assert final.current == S.FAILED
     assert d2.of_type(cmd.CreateExecution) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: CREATE_NEW_EXECUTION ignores the retry interval (new execution starts at once)",
-)
 def test_create_new_execution_waits_for_the_retry_interval() -> None:
     d = Driver(flow_of({"tasks": [fail("b", retry=NEW_EXECUTION_RETRY)]}))
     d.start()
@@ -728,3 +720,158 @@ def test_result_for_an_unknown_task_run_is_ignored() -> None:
     run = d.held[0].job.task_run.model_copy(update={"id": "someone-else"})
     decision = decide(flow, ex, [finished(run, S.SUCCESS, T0, T0)], T0)
     assert decision.execution.task_run_list == ex.task_run_list
+
+
+# -- more interactions ------------------------------------------------------------------------------------
+
+
+def test_errors_branch_waits_while_a_retry_is_pending() -> None:
+    flow = {
+        "tasks": [
+            {
+                "id": "s",
+                "type": SEQUENTIAL,
+                "tasks": [fail("a", retry={"type": "constant", "interval": "PT1S", "maxAttempt": 2})],
+                "errors": [ret("e")],
+            }
+        ]
+    }
+    d = Driver(flow_of(flow))
+    ex = d.start()
+    assert state_of(ex, "a") == S.RETRYING
+    assert runs(ex, "e") == []
+    assert state_of(ex, "s") == S.RUNNING
+    ex = d.fire_timers(ex)
+    assert d.dispatched() == ["a", "a", "e"]
+    assert ex.current == S.FAILED
+
+
+def test_allow_failure_applies_after_retries_are_exhausted() -> None:
+    retry = {"type": "constant", "interval": "PT1S", "maxAttempt": 3}
+    d = Driver(flow_of({"tasks": [fail("a", allowFailure=True, retry=retry), ret("b")]}))
+    ex = d.fire_timers(d.start())
+    run = runs(ex, "a")[0]
+    assert run.attempt_count == 3
+    assert run.current == S.WARNING
+    assert ex.current == S.WARNING
+
+
+def test_restart_keeps_counting_attempts() -> None:
+    from tiercel.engine.restart import restart
+
+    retry = {"type": "constant", "interval": "PT1S", "maxAttempt": 2}
+    d = Driver(flow_of({"tasks": [fail("a", retry=retry)]}))
+    ex = d.fire_timers(d.start())
+    assert runs(ex, "a")[0].attempt_count == 2
+    ex = d.fire_timers(d.feed(restart(ex, d.now, d.flow), [ev.Continue()]))
+    assert runs(ex, "a")[0].attempt_count == 3
+    assert ex.current == S.FAILED
+
+
+def test_queued_execution_can_be_killed() -> None:
+    d = Driver(flow_of({"concurrency": {"limit": 1}, "tasks": [ret("a")]}))
+    ex = d.feed(d.start(running=1), [ev.Kill()])
+    assert history(ex.state) == [S.CREATED, S.QUEUED, S.KILLING, S.KILLED]
+    ex = d.feed(ex, [ev.Unqueue()])
+    assert ex.current == S.KILLED
+    assert d.dispatched() == []
+
+
+def test_api_resume_before_the_delay_cancels_the_auto_resume() -> None:
+    d = Driver(flow_of(pause_flow(delay="PT5M")))
+    ex = d.feed(d.start(), [ev.Resume()])
+    assert ex.current == S.SUCCESS
+    ex = d.fire_timers(ex)
+    assert history(ex.state).count(S.RUNNING) == 2
+    assert d.dispatched() == ["after"]
+
+
+def test_pause_with_tasks_runs_them_after_resume() -> None:
+    d = Driver(flow_of({"tasks": [{"id": "p", "type": PAUSE, "tasks": [ret("inside")]}, ret("after")]}))
+    ex = d.start()
+    assert ex.current == S.PAUSED
+    assert runs(ex, "inside") == []
+    ex = d.feed(ex, [ev.Resume()])
+    assert d.dispatched() == ["inside", "after"]
+    assert state_of(ex, "p") == S.SUCCESS
+    assert ex.current == S.SUCCESS
+
+
+def test_api_resume_targets_the_pause_task_not_a_waiting_loop() -> None:
+    wait_for = {
+        "id": "wf",
+        "type": "io.kestra.plugin.core.flow.WaitFor",
+        "condition": "false",
+        "checkFrequency": {"interval": "PT1H"},
+        "tasks": [ret("probe")],
+    }
+    flow = {
+        "tasks": [
+            {
+                "id": "par",
+                "type": "io.kestra.plugin.core.flow.Parallel",
+                "tasks": [wait_for, {"id": "p", "type": PAUSE}],
+            }
+        ]
+    }
+    d = Driver(flow_of(flow))
+    ex = d.start()
+    assert (state_of(ex, "wf"), state_of(ex, "p"), ex.current) == (S.PAUSED, S.PAUSED, S.PAUSED)
+    ex = d.feed(ex, [ev.Resume()])
+    assert state_of(ex, "p") == S.SUCCESS
+    assert ex.current == S.RUNNING
+
+
+def test_flow_outputs_are_rendered_at_the_end() -> None:
+    flow = {
+        "tasks": [ret("a", "hello")],
+        "outputs": [{"id": "greeting", "type": "STRING", "value": "{{ outputs.a.value }}"}],
+    }
+    d = Driver(flow_of(flow), render=True)
+    ex = d.start()
+    assert ex.current == S.SUCCESS
+    assert ex.outputs == {"greeting": "hello"}
+
+
+def test_flow_outputs_render_error_fails_the_execution() -> None:
+    flow = {
+        "tasks": [ret("a")],
+        "outputs": [{"id": "o", "type": "STRING", "value": "{{ outputs.nope.value }}"}],
+    }
+    d = Driver(flow_of(flow))
+    ex = d.start()
+    assert ex.current == S.FAILED
+    assert ex.outputs is None
+    assert ended(d) == [S.FAILED]
+    assert any(log.level == LogLevel.ERROR for log in logs(d))
+
+
+def test_after_execution_tasks_do_not_change_the_final_state() -> None:
+    d = Driver(flow_of({"tasks": [ret("a")], "afterExecution": [ret("ae"), fail("ae2")]}))
+    ex = d.start()
+    assert ex.current == S.SUCCESS
+    assert d.dispatched() == ["a", "ae", "ae2"]
+    assert state_of(ex, "ae2") == S.FAILED
+
+
+def test_after_execution_end_is_reported_once_they_finish() -> None:
+    d = Driver(flow_of({"tasks": [ret("a")], "afterExecution": [ret("ae")]}), hold={"ae"})
+    ex = d.start()
+    assert ex.current == S.SUCCESS
+    assert ended(d) == []
+    ex = d.release(ex, "ae")
+    assert ended(d) == [S.SUCCESS]
+
+
+def test_duplicate_retry_timer_does_not_dispatch_twice() -> None:
+    flow = flow_of({"tasks": [fail("a", retry={"type": "constant", "interval": "PT1S", "maxAttempt": 3})]})
+    d = Driver(flow)
+    ex = d.start()
+    (timer,) = d.timers
+    d.hold.add("a")
+    fired = ev.TimerFired(timer.kind, timer.task_run_id)
+    d.now = timer.date
+    ex = d.feed(ex, [fired])
+    ex = d.feed(ex, [fired, fired])
+    assert len(d.of_type(cmd.RunTask)) == 2
+    assert runs(ex, "a")[0].attempt_count == 2

@@ -109,11 +109,6 @@ def test_restart_inside_for_each_resumes_the_remaining_groups() -> None:
     assert [(r.value, r.attempt_count) for r in runs(done, "t")] == [("a", 1), ("b", 2), ("c", 1)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: restart() sets a runnable run without attempts (failed before dispatch) to RUNNING; "
-    "it is never dispatched again and the execution hangs",
-)
 def test_restart_of_a_run_that_failed_before_dispatch() -> None:
     d = Driver(
         flow_of(
@@ -132,11 +127,6 @@ def test_restart_of_a_run_that_failed_before_dispatch() -> None:
     assert done.current.is_terminated
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a run KILLED before the worker took it keeps a CREATED attempt, so after restart "
-    "_dispatched() believes it is already sent and the execution hangs",
-)
 def test_restart_of_a_killed_execution_redispatches_unstarted_runs() -> None:
     d = Driver(flow_of({"tasks": [ret("a")]}), hold={"a"})
     ex = d.feed(d.start(), [ev.Kill()])
@@ -206,11 +196,6 @@ def test_replay_from_a_task_run_keeps_earlier_runs_with_new_ids() -> None:
     assert {r.id for r in ex.task_run_list} == old_ids
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: replay() compares a new id against old ids (ids.get(run.id) on the new id), so "
-    "flowable ancestors of the replayed run are never set RUNNING",
-)
 def test_replay_from_a_nested_task_run_reopens_its_ancestors() -> None:
     flow = {"tasks": [{"id": "s", "type": SEQUENTIAL, "tasks": [ret("a"), fail("b")]}, ret("after")]}
     d = Driver(flow_of(flow))
@@ -258,3 +243,16 @@ def test_change_state_reopens_ancestors() -> None:
     done = d.feed(changed, [ev.Continue()])
     assert state_of(done, "s") == S.FAILED
     assert done.current == S.FAILED
+
+
+def test_replay_from_a_flowable_reruns_its_children() -> None:
+    flow = {"tasks": [ret("first"), {"id": "s", "type": SEQUENTIAL, "tasks": [ret("a"), fail("b")]}]}
+    d = Driver(flow_of(flow))
+    ex = d.start()
+    replayed = replay(d.flow, ex, LATER, runs(ex, "s")[0].id)
+    assert [r.task_id for r in replayed.task_run_list] == ["first", "s"]
+    assert state_of(replayed, "s") == S.RUNNING
+    d.outcomes["b"] = lambda run: (S.SUCCESS, {})
+    done = d.feed(replayed, [ev.Continue()])
+    assert done.current == S.SUCCESS
+    assert d.dispatched() == ["first", "a", "b", "a", "b"]

@@ -107,5 +107,5 @@ def test_bad_namespaces(namespace: str) -> None:
 
 
 def test_slugify() -> None:
-    assert slugify("Hello World_1") == "hello-world_1"
+    assert slugify("Hello World_1") == "hello-world-1"
     assert slugify("-a.b-") == "a-b"
