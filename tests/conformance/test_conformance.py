@@ -60,6 +60,7 @@ SLOW = {
     "retry-failed-flow-attempts.yml::flow-retry-attempts",
     "retry-failed-task-attempts.yml::task-retry-attempts",
     "retry-new-execution-task-duration.yml::new-execution-per-retry",
+    "retry-new-execution-task-attempts.yml::new-execution-per-retry",
     "waitfor-max-duration.yaml::max-duration-reached",
     "trigger-multiplecondition-listener.yaml::both-upstreams-succeed",
     "trigger-multiplecondition-flow-c.yaml::failed-upstream-does-not-trigger",

@@ -58,7 +58,7 @@ def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 
 @flow.command("test")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False))
 @click.option(
     "--flows",
     "flows_dir",

@@ -7,7 +7,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from tiercel.model.execution import Execution
 from tiercel.model.logs import LogEntry
@@ -40,7 +42,8 @@ def _depth(execution: Execution, run_id: str | None) -> int:
 
 
 def table(execution: Execution) -> Table:
-    t = Table(title=f"{execution.namespace}.{execution.flow_id}  {execution.id}  {_state(execution.current)}")
+    name = escape(f"{execution.namespace}.{execution.flow_id}")
+    t = Table(title=f"{name}  {execution.id}  {_state(execution.current)}")
     t.add_column("task")
     t.add_column("value")
     t.add_column("state")
@@ -52,12 +55,12 @@ def table(execution: Execution) -> Table:
         duration = run.state.duration
         outputs = ", ".join(f"{k}={str(v)[:40]}" for k, v in run.outputs.items())
         t.add_row(
-            f"{indent}{run.task_id}",
-            run.value or "",
+            Text(f"{indent}{run.task_id}"),
+            Text(run.value or ""),
             _state(run.current),
             str(run.attempt_count or ""),
             f"{duration.total_seconds():.3f}s" if duration else "",
-            outputs,
+            Text(outputs),
         )
     return t
 
@@ -85,7 +88,7 @@ def summary(execution: Execution, logs: list[LogEntry]) -> None:
                 highlight=False,
             )
     if execution.outputs:
-        console.print(f"[bold]outputs[/bold] {execution.outputs}")
+        console.print("[bold]outputs[/bold]", Text(str(execution.outputs)))
     state = execution.current
     console.print(
         f"Execution {execution.id} ended {_state(state)} with {len(execution.task_run_list)} task runs"

@@ -86,6 +86,8 @@ class LocalRunner:
         self._jobs: dict[str, WorkerJob] = {}
         self._waiters: dict[str, list[tuple[Callable[[Execution], bool], asyncio.Future[Execution]]]] = {}
         self._loops: list[asyncio.Task[Any]] = []
+        self._worker_tasks: set[asyncio.Task[Any]] = set()
+        self._stopping = False
         self._subs: list[Any] = []
 
     def _run_services(self) -> Any:
@@ -140,9 +142,11 @@ class LocalRunner:
         ]
 
     async def stop(self) -> None:
-        for task in self._loops:
+        """Stop the roles; tasks still running are cancelled and their reports dropped."""
+        self._stopping = True
+        for task in [*self._loops, *self._worker_tasks]:
             task.cancel()
-        for task in self._loops:
+        for task in [*self._loops, *self._worker_tasks]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         for sub in self._subs:
@@ -166,7 +170,7 @@ class LocalRunner:
 
     async def _worker_loop(self, sub: Any) -> None:
         slots = asyncio.Semaphore(self.worker_concurrency)
-        running: set[asyncio.Task[Any]] = set()
+        running = self._worker_tasks
 
         async def one(delivery: Any) -> None:
             try:
@@ -189,6 +193,8 @@ class LocalRunner:
                 task.add_done_callback(running.discard)
 
     async def _report(self, result: WorkerTaskResult) -> None:
+        if self._stopping:
+            return
         event = ExecutorEvent(execution_id=result.execution_id, kind="result", result=result)
         await self.queue.publish(EXECUTOR_TOPIC, event, key=result.execution_id)
 

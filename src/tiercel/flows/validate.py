@@ -50,6 +50,9 @@ def parse_flow(
 
 def load_flow_file(path: str | Path, **kwargs: Any) -> FlowWithSource:
     path = Path(path)
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise ValidationError(f"'{path}' {what}", [(str(path), what)])
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
