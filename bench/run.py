@@ -212,8 +212,8 @@ def profile(name: str, sort: str, limit: int) -> None:
     bench = BY_NAME[name]
     profiler = cProfile.Profile()
     result = asyncio.run(measure(bench, profiler))
-    if result.status == "ERROR":
-        print(f"{name}: ERROR {result.note}", file=sys.stderr)
+    if result.status == "ERROR" or result.total_s is None:
+        print(f"{name}: ERROR {'; '.join(result.notes)}", file=sys.stderr)
         sys.exit(1)
     print(f"{name}: one profiled run after warm-up took {result.total_s * 1000:.1f} ms (under cProfile)")
     pstats.Stats(profiler, stream=sys.stdout).strip_dirs().sort_stats(sort).print_stats(limit)
@@ -247,7 +247,10 @@ def main(argv: list[str] | None = None) -> int:
         profile(args.profile, args.sort, args.top)
         return 0
 
-    selected = [BY_NAME[n] for n in args.names] or BENCHMARKS
+    wanted = set(args.names or BY_NAME)
+    # A flatness check needs its baseline, so a selected benchmark brings its baseline along.
+    wanted |= {b.flat_against for b in BENCHMARKS if b.name in wanted and b.flat_against}
+    selected = [b for b in BENCHMARKS if b.name in wanted]
     by_name: dict[str, Result] = {}
     for bench in selected:
         by_name[bench.name] = asyncio.run(measure(bench))

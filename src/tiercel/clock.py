@@ -11,8 +11,11 @@ class Clock(Protocol):
 
 
 class SystemClock:
+    """Millisecond precision, like Kestra's ``Instant`` dates in states and templates."""
+
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        now = datetime.now(UTC)
+        return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 class ManualClock:

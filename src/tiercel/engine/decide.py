@@ -200,7 +200,9 @@ class _Decider:
         if incoming.current.is_terminated:
             task = self.task(incoming)
             if _worker_side(task) and incoming.current == StateType.FAILED and task.branches().get("errors"):
-                self.put(incoming.with_state(StateType.RUNNING, self.now))
+                histories = incoming.state.histories[:-1]
+                still = State(current=histories[-1].state, histories=histories)
+                self.put(incoming.model_copy(update={"state": still}))
             else:
                 self.finish(incoming, incoming.current)
         else:
@@ -315,7 +317,8 @@ class _Decider:
         task = self.task(run)
         if outputs is not None:
             run = run.model_copy(update={"outputs": dict(outputs)})
-        if state == StateType.FAILED and task.kind == "runnable" and self.try_retry(run, task):
+        retryable = task.kind in ("runnable", "executable") or _worker_side(task)
+        if state == StateType.FAILED and retryable and self.try_retry(run, task):
             return
         run = _close_attempt(run.with_state(state, self.now), state, self.now)
         policy = self.retry_policy(run, task)
@@ -622,8 +625,12 @@ class _Decider:
         from tiercel.templating import render_typed
 
         variables = self.base_variables()
+        from tiercel.templating import render_value
+
         rendered = {
-            o.id: render_typed(o.value, variables) if isinstance(o.value, str) else o.value
+            o.id: render_typed(o.value, variables)
+            if isinstance(o.value, str)
+            else render_value(o.value, variables)
             for o in self.flow.outputs or []
         }
         return typed_outputs(self.flow.outputs or [], rendered)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from tiercel.errors import TiercelError
 from tiercel.ids import new_id
@@ -69,25 +70,18 @@ def replay(flow: Flow, execution: Execution, now: datetime, task_run_id: str | N
             "original_id": execution.original_id or execution.id,
             "outputs": None,
             "metadata": execution.metadata.model_copy(update={"attempt_number": 1}),
+            "parent_id": execution.id,
         }
     )
     if task_run_id is None:
         return base.model_copy(update={"task_run_list": (), "state": State.new(now)})
     target = execution.find_task_run(task_run_id)
     if target is None:
-        raise TiercelError(f"Task run {task_run_id} not found in execution {execution.id}")
+        raise TiercelError(f"No task found: task run {task_run_id} is not in execution {execution.id}")
     errors_ids = _error_branch_ids(flow)
     ancestors = {a.id for a in execution.ancestors(target)}
-    position = {r.id: i for i, r in enumerate(execution.task_run_list)}
-    target_pos = position[target.id]
-    kept: list[TaskRun] = []
-    for run in execution.task_run_list:
-        if run.task_id in errors_ids:
-            continue
-        if run.id in ancestors or run.id == target.id or position[run.id] < target_pos:
-            kept.append(run)
-    descendants = _descendants(execution, target.id)
-    kept = [r for r in kept if r.id not in descendants]
+    removed = _successors(flow, execution, target)
+    kept = [r for r in execution.task_run_list if r.task_id not in errors_ids and r.id not in removed]
     ids = {r.id: new_id() for r in kept}
     out: list[TaskRun] = []
     for original in kept:
@@ -127,6 +121,49 @@ def change_task_run_state(
     for ancestor in execution.ancestors(run):
         changes.append(ancestor.with_state(StateType.RUNNING, now))
     return execution.with_task_runs(changes).with_state(StateType.RESTARTED, now)
+
+
+def _successors(flow: Flow, execution: Execution, target: TaskRun) -> set[str]:
+    """Task runs that come after ``target`` in the flow's graph, and everything under them.
+
+    Walking up from the target: inside a sequential parent (Sequential, If, Switch, a sequential
+    loop, the flow itself), the later tasks of the same list and the later loop iterations follow
+    it; inside a parallel one (Parallel, EachParallel, a concurrent ForEach, Dag) nothing does.
+    """
+    out = _descendants(execution, target.id)
+    node = target
+    while True:
+        parent = execution.find_task_run(node.parent_task_run_id)
+        siblings = execution.children_of(node.parent_task_run_id)
+        if parent is None:
+            order = [t.id for t in flow.tasks]
+            parallel = False
+        else:
+            parent_task = flow.task(parent.task_id)
+            order = [t.id for t in parent_task.all_children()]
+            parallel = _is_parallel(parent_task)
+        if not parallel and node.task_id in order:
+            position = order.index(node.task_id)
+            values = list(dict.fromkeys(s.value for s in siblings))
+            value_pos = values.index(node.value) if node.value in values else 0
+            for sibling in siblings:
+                if sibling.id == node.id or sibling.task_id not in order:
+                    continue
+                later_value = values.index(sibling.value) > value_pos
+                same_group_later = sibling.value == node.value and order.index(sibling.task_id) > position
+                if later_value or same_group_later:
+                    out.add(sibling.id)
+                    out |= _descendants(execution, sibling.id)
+        if parent is None:
+            return out
+        node = parent
+
+
+def _is_parallel(task: Any) -> bool:
+    if hasattr(task, "concurrent"):
+        return True
+    limit = getattr(task, "concurrency_limit", None)
+    return limit is not None and limit != 1
 
 
 def _descendants(execution: Execution, run_id: str) -> set[str]:

@@ -160,6 +160,8 @@ def execution_variables(
         "envs": dict(envs or {}),
         "globals": dict(globals_ or {}),
     }
+    if execution.inputs or (flow is not None and flow.inputs):
+        variables["inputs"] = inputs_variable(flow, execution)
     flow_vars = dict((flow.variables or {}) if flow is not None else {})
     flow_vars.update(execution.variables)
     variables["vars"] = flow_vars
@@ -179,7 +181,7 @@ def task_run_variables(
     variables["taskrun"] = {
         "id": run.id,
         "startDate": run.state.start_date,
-        "attemptsCount": run.attempt_count,
+        "attemptsCount": sum(1 for a in run.attempts or () if a.state.current.is_terminated),
         "parentId": run.parent_task_run_id,
         "value": run.value,
         "iteration": run.iteration,

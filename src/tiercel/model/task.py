@@ -7,12 +7,22 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints
 
 from tiercel.model.base import Model
 
 TASK_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
 TaskId = Annotated[str, StringConstraints(pattern=TASK_ID_PATTERN, max_length=100)]
+
+
+def _iso_duration(value: Any) -> Any:
+    """Java's Duration.parse accepts lower-case designators (``PT0.25s``); so do we."""
+    if isinstance(value, str) and value[:1] in ("P", "p", "-"):
+        return value.upper()
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_iso_duration)]
 
 
 class LogLevel(StrEnum):
@@ -37,7 +47,7 @@ class RetryBehavior(StrEnum):
 
 class _Retry(Model):
     max_attempt: Annotated[int, Field(ge=1)] | None = Field(default=None, alias="maxAttempt")
-    max_duration: timedelta | None = None
+    max_duration: Duration | None = None
     warning_on_retry: bool = False
     behavior: RetryBehavior = RetryBehavior.RETRY_FAILED_TASK
 
@@ -57,7 +67,7 @@ class _Retry(Model):
 
 class ConstantRetry(_Retry):
     type: Literal["constant"]
-    interval: timedelta
+    interval: Duration
 
     def delay(self, attempt: int) -> timedelta:
         return self.interval
@@ -65,8 +75,8 @@ class ConstantRetry(_Retry):
 
 class ExponentialRetry(_Retry):
     type: Literal["exponential"]
-    interval: timedelta
-    max_interval: timedelta
+    interval: Duration
+    max_interval: Duration
     delay_factor: float | None = None
 
     def delay(self, attempt: int) -> timedelta:
@@ -76,8 +86,8 @@ class ExponentialRetry(_Retry):
 
 class RandomRetry(_Retry):
     type: Literal["random"]
-    min_interval: timedelta
-    max_interval: timedelta
+    min_interval: Duration
+    max_interval: Duration
 
     def delay(self, attempt: int) -> timedelta:
         lo, hi = self.min_interval.total_seconds(), self.max_interval.total_seconds()
@@ -99,7 +109,7 @@ class TaskProperties(Model):
     type: str
     description: str | None = None
     retry: Retry | None = None
-    timeout: timedelta | str | None = None
+    timeout: Duration | str | None = None
     disabled: bool = False
     allow_failure: bool = False
     allow_warning: bool = False

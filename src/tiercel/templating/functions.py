@@ -218,7 +218,7 @@ def _current_each_output(context: Context, outputs: Any) -> Any:
     parents = context.get("parents") or []
     for parent in reversed(list(parents)):
         taskrun = parent.get("taskrun") if isinstance(parent, Mapping) else None
-        if taskrun is None:
+        if not isinstance(taskrun, Mapping) or taskrun.get("value") is None:
             continue
         step = outputs.get(taskrun.get("value")) if isinstance(taskrun, Mapping) else None
         if not isinstance(step, Mapping):

@@ -245,16 +245,11 @@ def test_invalid_flow_cannot_run(write_flow: WriteFlow) -> None:
 
 
 def test_unknown_file_cannot_run(tmp_path: Path) -> None:
-    result = invoke("flow", "test", str(tmp_path / "nope.yaml"))
-    assert "nope.yaml" in result.output
-    assert "does not exist" in result.output
+    result = invoke("flow", "test", str(tmp_path / "nope.yaml"), "--json")
     assert result.exit_code == 1
-
-
-def test_unknown_file_is_refused_with_a_reason(tmp_path: Path) -> None:
-    result = invoke("flow", "test", str(tmp_path / "nope.yaml"))
-    assert result.exit_code != 0
-    assert "nope.yaml' does not exist" in result.output
+    assert result.stdout == ""
+    assert "nope.yaml" in result.stderr
+    assert "does not exist" in result.stderr
 
 
 SLOW = """
@@ -274,6 +269,7 @@ def test_timeout_stops_waiting(write_flow: WriteFlow) -> None:
     assert "did not finish within 0.5s (state RUNNING)" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [["--json"], []], ids=["json", "summary"])
 def test_timeout_prints_no_traceback_in_a_real_process(write_flow: WriteFlow, mode: list[str]) -> None:
     proc = run_process(["flow", "test", str(write_flow("slow.yaml", SLOW)), "--timeout", "0.5", *mode])

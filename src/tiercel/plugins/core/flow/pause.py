@@ -78,6 +78,8 @@ class WaitFor(FlowableTask):
 
     def resolve_next(self, ctx: FlowableContext) -> list[ChildRun]:
         iteration = ctx.task_run.iteration or 0
+        if ctx.task_run.outputs.get("iterationCount") != iteration + 1:
+            ctx.set_outputs({"iterationCount": iteration + 1})
         nexts = container_step(ctx.children, self.tasks).nexts
         return [ChildRun(c.task, c.value, iteration) for c in nexts]
 
@@ -107,10 +109,18 @@ class WaitFor(FlowableTask):
         return self.check_frequency.interval
 
 
+def _iso(duration: timedelta) -> str:
+    from tiercel.model.inputs import format_duration
+
+    return format_duration(duration)
+
+
 class Sleep(RunnableTask):
     type: Literal["io.kestra.plugin.core.flow.Sleep", "io.kestra.core.tasks.flows.Sleep"]
     duration: timedelta | str
 
     async def run(self, ctx: RunContext) -> Mapping[str, Any] | None:
-        await asyncio.sleep(to_duration(ctx.render(self.duration)).total_seconds())
+        duration = to_duration(ctx.render(self.duration))
+        ctx.logger.info(f"Waiting for {_iso(duration)}")
+        await asyncio.sleep(duration.total_seconds())
         return None
