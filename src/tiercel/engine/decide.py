@@ -161,6 +161,8 @@ class _Decider:
             self.on_subflow_result(event)
         elif isinstance(event, Kill):
             if not current.is_terminated and current != StateType.KILLING:
+                if current == StateType.PAUSED:
+                    self.set_state(StateType.RESTARTED)
                 self.set_state(StateType.KILLING)
                 self.commands.append(KillTasks(self.ex.id))
                 self.commands.append(KillSubflows(self.ex.id))
@@ -535,7 +537,13 @@ class _Decider:
 
     def job(self, task: Task, run: TaskRun) -> WorkerJob:
         variables = dict(self.variables(run))
+        secrets = [
+            str(self.ex.inputs[i.id])
+            for i in self.flow.inputs or []
+            if i.type == "SECRET" and self.ex.inputs.get(i.id) not in (None, "")
+        ]
         return WorkerJob.model_construct(
+            masked=secrets,
             execution_id=self.ex.id,
             namespace=self.ex.namespace,
             flow_id=self.ex.flow_id,

@@ -36,6 +36,10 @@ def restart(execution: Execution, now: datetime, flow: Flow | None = None) -> Ex
     errors_ids = _error_branch_ids(flow) if flow is not None else set()
     runs = [r for r in execution.task_run_list if r.task_id not in errors_ids]
     by_id = {r.id: r for r in runs}
+    blocks = {r.id for r in runs if flow is not None and _is_block(flow, r)}
+    inside = {d for block in blocks for d in _descendants(execution, block)}
+    runs = [r for r in runs if r.id not in inside]
+    by_id = {r.id: r for r in runs}
     failed = [r for r in runs if r.current in _RESTARTABLE]
     if not failed:
         raise TiercelError("No task found to restart")
@@ -43,7 +47,7 @@ def restart(execution: Execution, now: datetime, flow: Flow | None = None) -> Ex
     for run in failed:
         if flow is not None and run.task_id in flow.nodes():
             task = flow.task(run.task_id)
-            flowable = task.kind == "flowable" and not getattr(task, "worker_side", False)
+            flowable = task.kind == "flowable" and run.id not in blocks
         else:
             flowable = any(c.parent_task_run_id == run.id for c in runs)
         target = StateType.RUNNING if flowable else StateType.RESTARTED
@@ -127,8 +131,9 @@ def _successors(flow: Flow, execution: Execution, target: TaskRun) -> set[str]:
     """Task runs that come after ``target`` in the flow's graph, and everything under them.
 
     Walking up from the target: inside a sequential parent (Sequential, If, Switch, a sequential
-    loop, the flow itself), the later tasks of the same list and the later loop iterations follow
-    it; inside a parallel one (Parallel, EachParallel, a concurrent ForEach, Dag) nothing does.
+    loop, the flow itself), the runs of the later tasks of the list follow it — in a loop, those of
+    every iteration, and the other iterations of the target's own task; inside a parallel parent
+    (Parallel, EachParallel, a concurrent ForEach, Dag) nothing does.
     """
     out = _descendants(execution, target.id)
     node = target
@@ -144,19 +149,20 @@ def _successors(flow: Flow, execution: Execution, target: TaskRun) -> set[str]:
             parallel = _is_parallel(parent_task)
         if not parallel and node.task_id in order:
             position = order.index(node.task_id)
-            values = list(dict.fromkeys(s.value for s in siblings))
-            value_pos = values.index(node.value) if node.value in values else 0
             for sibling in siblings:
                 if sibling.id == node.id or sibling.task_id not in order:
                     continue
-                later_value = values.index(sibling.value) > value_pos
-                same_group_later = sibling.value == node.value and order.index(sibling.task_id) > position
-                if later_value or same_group_later:
+                if order.index(sibling.task_id) >= position:
                     out.add(sibling.id)
                     out |= _descendants(execution, sibling.id)
         if parent is None:
             return out
         node = parent
+
+
+def _is_block(flow: Flow, run: TaskRun) -> bool:
+    """A WorkingDirectory run: restarted whole, its children run again from scratch."""
+    return run.task_id in flow.nodes() and bool(getattr(flow.task(run.task_id), "worker_side", False))
 
 
 def _is_parallel(task: Any) -> bool:

@@ -193,7 +193,10 @@ def task_run_variables(
         for ancestor in execution.ancestors(run):
             if ancestor.value is None and not ancestor.outputs:
                 continue
-            parents.append({"taskrun": {"value": ancestor.value}, "outputs": ancestor.outputs})
+            entry: dict[str, Any] = {"taskrun": {"value": ancestor.value}}
+            if ancestor.outputs:
+                entry["outputs"] = ancestor.outputs
+            parents.append(entry)
         if parents:
             variables["parent"] = parents[0]
             variables["parents"] = parents

@@ -76,6 +76,8 @@ class TaskRunner:
             await report(WorkerTaskResult(execution_id=job.execution_id, task_run=final))
             return
         ctx = TaskRunContext(job, self.services, task=task)
+        for secret in job.masked:
+            ctx.register_secret(secret)
         dynamic: list[TaskRun] = []
         if getattr(task, "worker_side", False):
             coro = self._run_block(job, task, ctx, dynamic, sink)
@@ -156,18 +158,22 @@ class TaskRunner:
                     run.with_state(StateType.RUNNING, now), StateType.RUNNING, now, self.worker_id
                 )
                 variables = dict(job.variables)
+                block_run = dict(job.variables.get("taskrun") or {})
                 variables["outputs"] = outputs
+                variables["workerTaskrun"] = block_run
                 variables["task"] = {"id": child.id, "type": child.type}
                 variables["taskrun"] = {
                     "id": run.id,
                     "startDate": now,
-                    "attemptsCount": 1,
+                    "attemptsCount": 0,
                     "parentId": job.task_run.id,
-                    "value": None,
+                    "value": block_run.get("value"),
                     "iteration": None,
                 }
                 child_job = job.model_copy(update={"task": child, "task_run": run, "variables": variables})
                 child_ctx = TaskRunContext(child_job, self.services, task=child, working_dir=workdir)
+                for secret in job.masked:
+                    child_ctx.register_secret(secret)
                 child_state, child_outputs, message = await self._run(child, child_ctx)
                 end = self.clock.now()
                 logs = list(getattr(child_ctx, "logs", []))

@@ -37,6 +37,8 @@ class WorkerJob(Message):
     the worker through the plugin registry)."""
     task_run: TaskRun
     variables: dict[str, Any] = Field(default_factory=dict)
+    masked: list[str] = Field(default_factory=list)
+    """Values to mask in the task's logs (SECRET inputs)."""
 
 
 class WorkerTaskResult(Message):

@@ -502,7 +502,7 @@ def test_kill_waits_for_running_children_of_a_flowable() -> None:
 def test_kill_of_paused_execution() -> None:
     d = Driver(flow_of(pause_flow(timeout="PT1M")))
     ex = d.feed(d.start(), [ev.Kill()])
-    assert history(ex.state) == [S.CREATED, S.RUNNING, S.PAUSED, S.KILLING, S.KILLED]
+    assert history(ex.state) == [S.CREATED, S.RUNNING, S.PAUSED, S.RESTARTED, S.KILLING, S.KILLED]
     assert state_of(ex, "p") == S.KILLED
     ex = d.fire_timers(d.feed(ex, [ev.Resume()]))
     assert ex.current == S.KILLED

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -14,7 +15,11 @@ class Return(RunnableTask):
     format: Any = None
 
     async def run(self, ctx: RunContext) -> Mapping[str, Any] | None:
+        started = time.perf_counter()
         value = ctx.render(self.format) if self.format is not None else None
+        tags = {"format": str(value)[:200]}
+        ctx.metric("length", len(str(value)) if value is not None else 0, "counter", tags)
+        ctx.metric("duration", time.perf_counter() - started, "timer", tags)
         return {"value": value}
 
 

@@ -72,12 +72,11 @@ class ForEachItemExecutable(ExecutableTask):
             None,
         )
         splits = list((split.outputs if split else {}).get("splits", []))
-        ctx.set_outputs(
-            {
-                "numberOfBatches": len(splits),
-                "iterations": {"CREATED": len(splits), "RUNNING": 0, "SUCCESS": 0},
-            }
-        )
+        if splits:
+            counts = {"RUNNING": 0, "SUCCESS": 0}
+            if self.wait:
+                counts = {"CREATED": len(splits), **counts}
+            ctx.set_outputs({"numberOfBatches": len(splits), "iterations": counts})
         namespace, flow_id = str(ctx.render(self.namespace)), str(ctx.render(self.flow_id))
         requests = []
         from tiercel.templating import render_value
@@ -103,11 +102,14 @@ class ForEachItemExecutable(ExecutableTask):
     def child_created(self, ctx: FlowableContext, child_id: str) -> tuple[StateType | None, dict[str, Any]]:
         outputs = dict(ctx.task_run.outputs)
         iterations = dict(outputs.get("iterations") or {})
+        if not self.wait:
+            iterations["SUCCESS"] = iterations.get("SUCCESS", 0) + 1
+            outputs["iterations"] = iterations
+            done = iterations["SUCCESS"] >= outputs.get("numberOfBatches", 0)
+            return (StateType.SUCCESS if done else None), outputs
         iterations["CREATED"] = max(0, iterations.get("CREATED", 0) - 1)
         iterations["RUNNING"] = iterations.get("RUNNING", 0) + 1
         outputs["iterations"] = iterations
-        if not self.wait and iterations["CREATED"] == 0:
-            return StateType.SUCCESS, outputs
         return None, outputs
 
     def subflow_result(
@@ -146,7 +148,7 @@ class ForEachItemMerge(RunnableTask):
         if not collected:
             return {}
         data = "".join(json.dumps(v, default=str) + "\n" for v in collected.values()).encode()
-        return {"uri": await ctx.put_bytes(data, "outputs.jsonl")}
+        return {"subflowOutputs": await ctx.put_bytes(data, "outputs.jsonl")}
 
 
 class ForEachItem(FlowableTask):
@@ -192,7 +194,6 @@ class ForEachItem(FlowableTask):
                 wait=self.wait,
                 transmit_failed=self.transmit_failed,
                 inherit_labels=self.inherit_labels,
-                allow_failure=self.allow_failure,
             )
             merge = ForEachItemMerge(
                 id=f"{self.id}_merge",
@@ -218,8 +219,8 @@ class ForEachItem(FlowableTask):
         if items is not None:
             out["numberOfBatches"] = items.outputs.get("numberOfBatches", 0)
             out["iterations"] = items.outputs.get("iterations", {})
-        if merge is not None and merge.outputs.get("uri"):
-            out["uri"] = merge.outputs["uri"]
+        if merge is not None and merge.outputs.get("subflowOutputs"):
+            out["uri"] = merge.outputs["subflowOutputs"]
         return out
 
 
