@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from tiercel.engine import sla
 from tiercel.engine.commands import (
     Command,
     CreateExecution,
@@ -154,7 +155,7 @@ class _Decider:
                 self.start(event)
         elif isinstance(event, Unqueue):
             if current == StateType.QUEUED:
-                self.set_state(StateType.RUNNING)
+                self.begin()
         elif isinstance(event, TaskResult):
             self.on_task_result(event)
         elif isinstance(event, SubflowResult):
@@ -190,7 +191,13 @@ class _Decider:
         if self.ex.schedule_date is not None and self.ex.schedule_date > self.now:
             self.commands.append(ScheduleTimer(self.ex.id, RESUME_FLOW, self.ex.schedule_date))
             return
+        self.begin()
+
+    def begin(self) -> None:
+        """The execution starts running: arm its MAX_DURATION SLAs."""
         self.set_state(StateType.RUNNING)
+        for kind, date in sla.max_duration_deadlines(self.flow, self.now):
+            self.commands.append(ScheduleTimer(self.ex.id, kind, date))
 
     def on_task_result(self, event: TaskResult) -> None:
         incoming = event.task_run
@@ -273,9 +280,11 @@ class _Decider:
 
     def on_timer(self, event: TimerFired) -> None:
         run = self.ex.find_task_run(event.task_run_id)
-        if event.kind == RESUME_FLOW:
+        if event.kind.startswith(sla.SLA_TIMER_PREFIX):
+            self.on_sla_deadline(event.kind)
+        elif event.kind == RESUME_FLOW:
             if self.ex.current == StateType.CREATED:
-                self.set_state(StateType.RUNNING)
+                self.begin()
         elif event.kind == RESTART_FAILED_TASK:
             if run is not None and run.current == StateType.RETRYING:
                 self.put(run.with_state(StateType.CREATED, self.now))
@@ -615,7 +624,24 @@ class _Decider:
         if all(r.current.is_terminated for r in self.ex.task_run_list):
             self.end(StateType.KILLED)
 
+    def on_sla_deadline(self, kind: str) -> None:
+        rule = sla.sla_for_timer(self.flow, kind)
+        if rule is None or self.ex.current.is_terminated:
+            return
+        self.log(
+            None, LogLevel.WARN, f"SLA '{rule.id}' violated: the execution ran longer than {rule.duration}"
+        )
+        self.ex = sla.with_sla_labels(self.ex, rule)
+        state = sla.violation_state(rule)
+        if state is not None:
+            self.exit(state)
+
     def end(self, state: StateType) -> None:
+        if state not in (StateType.KILLED, StateType.RETRIED) and self.flow.sla:
+            for rule in sla.violated_assertions(self.flow, self.base_variables()):
+                self.log(None, LogLevel.WARN, f"SLA '{rule.id}' violated: `{rule.assert_}` is false")
+                self.ex = sla.with_sla_labels(self.ex, rule)
+                state = sla.violation_state(rule) or state
         outputs: dict[str, Any] | None = self.ex.outputs
         if self.flow.outputs and state not in (StateType.KILLED, StateType.CANCELLED, StateType.RETRIED):
             try:
