@@ -141,6 +141,14 @@ class TaskRunner:
         outputs = dict(job.variables.get("outputs") or {})
         state = StateType.SUCCESS
         block_outputs: dict[str, Any] = {}
+        cache = getattr(block, "cache", None)
+        storage = getattr(self.services, "storage", None)
+        cache_at = None
+        if cache and storage is not None:
+            from tiercel.engine import workdir_cache
+
+            cache_at = workdir_cache.cache_uri(job.namespace, job.flow_id, block.id)
+            await workdir_cache.restore(storage, cache_at, workdir, cache, self.clock.now())
         try:
             await _write_input_files(block, ctx, workdir)
             for child in [t for t in block.branches().get("tasks", []) if not t.disabled]:
@@ -187,6 +195,10 @@ class TaskRunner:
                 if child_state in (StateType.FAILED, StateType.KILLED):
                     state = child_state
                     break
+            if cache_at is not None and state == StateType.SUCCESS:
+                from tiercel.engine import workdir_cache
+
+                await workdir_cache.save(storage, cache_at, workdir, cache)
             patterns = list(getattr(block, "output_files", None) or [])
             if patterns and state == StateType.SUCCESS:
                 from tiercel.plugins.core.storage import matching_files
