@@ -64,6 +64,7 @@ class Settings:
 
     globals: Mapping[str, Any] = field(default_factory=dict)
     envs: Mapping[str, Any] = field(default_factory=dict)
+    encryption_key: str | None = None
 
 
 def decide(
@@ -108,7 +109,11 @@ class _Decider:
     def base_variables(self) -> dict[str, Any]:
         if self._vars_for is not self.ex:
             self._vars = execution_variables(
-                self.flow, self.ex, globals_=self.settings.globals, envs=self.settings.envs
+                self.flow,
+                self.ex,
+                globals_=self.settings.globals,
+                envs=self.settings.envs,
+                encryption_key=self.settings.encryption_key,
             )
             self._vars_for = self.ex
         return self._vars
@@ -546,8 +551,10 @@ class _Decider:
 
     def job(self, task: Task, run: TaskRun) -> WorkerJob:
         variables = dict(self.variables(run))
+        from tiercel.crypto import open_sealed
+
         secrets = [
-            str(self.ex.inputs[i.id])
+            str(open_sealed(self.settings.encryption_key, self.ex.inputs[i.id]))
             for i in self.flow.inputs or []
             if i.type == "SECRET" and self.ex.inputs.get(i.id) not in (None, "")
         ]

@@ -262,7 +262,20 @@ class LocalRunner:
 
         if not flow.inputs:
             return {}
-        return resolve_inputs(flow.inputs, provided, files=_StorageFiles(self, flow, execution_id))
+        return resolve_inputs(
+            flow.inputs, provided, files=_StorageFiles(self, flow, execution_id), encrypt=self._encrypter()
+        )
+
+    def _encrypter(self) -> Callable[[str], Any]:
+        """SECRET values are stored encrypted; without a key they are refused, as in Kestra."""
+        key = self.settings.encryption_key
+        if key is None:
+            from tiercel.flows.inputs import refuse_secrets
+
+            return refuse_secrets
+        from tiercel.crypto import sealed
+
+        return lambda text: sealed(key, text)
 
     async def create_execution(
         self,

@@ -114,11 +114,15 @@ def labels_variable(execution: Execution) -> dict[str, Any]:
     return out
 
 
-def inputs_variable(flow: Flow | None, execution: Execution) -> dict[str, Any]:
-    """Execution inputs plus the defaults of declared inputs that were not supplied."""
+def inputs_variable(
+    flow: Flow | None, execution: Execution, encryption_key: str | None = None
+) -> dict[str, Any]:
+    """Execution inputs (SECRET ones decrypted) plus the defaults of inputs not supplied."""
 
     def build() -> dict[str, Any]:
-        inputs = dict(execution.inputs)
+        from tiercel.crypto import open_sealed
+
+        inputs = {k: open_sealed(encryption_key, v) for k, v in execution.inputs.items()}
         if flow is not None and flow.inputs:
             for declared in flow.inputs:
                 if declared.id not in inputs and declared.defaults is not None:
@@ -138,6 +142,7 @@ def execution_variables(
     *,
     globals_: Mapping[str, Any] | None = None,
     envs: Mapping[str, Any] | None = None,
+    encryption_key: str | None = None,
 ) -> dict[str, Any]:
     """Variables that do not depend on a task run."""
     variables: dict[str, Any] = {
@@ -161,7 +166,7 @@ def execution_variables(
         "globals": dict(globals_ or {}),
     }
     if execution.inputs or (flow is not None and flow.inputs):
-        variables["inputs"] = inputs_variable(flow, execution)
+        variables["inputs"] = inputs_variable(flow, execution, encryption_key)
     flow_vars = dict((flow.variables or {}) if flow is not None else {})
     flow_vars.update(execution.variables)
     variables["vars"] = flow_vars
