@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from tiercel.engine import sla
+from tiercel.engine import retries, sla
+from tiercel.engine.attempts import close_attempt, dispatched, joinable, worker_done, worker_side
 from tiercel.engine.commands import (
     Command,
     CreateExecution,
@@ -37,6 +38,7 @@ from tiercel.engine.events import (
     TimerFired,
     Unqueue,
 )
+from tiercel.engine.executions import new_attempt_execution
 from tiercel.engine.flowable import FlowableCtx, container_step
 from tiercel.engine.variables import execution_variables, task_run_variables
 from tiercel.errors import TiercelError
@@ -46,7 +48,7 @@ from tiercel.model.flow import ConcurrencyBehavior, Flow
 from tiercel.model.logs import LogEntry
 from tiercel.model.messages import WorkerJob
 from tiercel.model.state import State, StateType
-from tiercel.model.task import LogLevel, RetryBehavior
+from tiercel.model.task import LogLevel
 from tiercel.plugins.base import ChildRun, ExecutableTask, ExecutionTask, FlowableTask, Task
 
 MAX_PASSES = 1000
@@ -207,13 +209,13 @@ class _Decider:
     def on_task_result(self, event: TaskResult) -> None:
         incoming = event.task_run
         stored = self.ex.find_task_run(incoming.id)
-        if stored is None or not _joinable(stored, incoming):
+        if stored is None or not joinable(stored, incoming):
             return
         if event.dynamic_task_runs:
             self.put(*event.dynamic_task_runs)
         if incoming.current.is_terminated:
             task = self.task(incoming)
-            if _worker_side(task) and incoming.current == StateType.FAILED and task.branches().get("errors"):
+            if worker_side(task) and incoming.current == StateType.FAILED and task.branches().get("errors"):
                 histories = incoming.state.histories[:-1]
                 still = State(current=histories[-1].state, histories=histories)
                 self.put(incoming.model_copy(update={"state": still}))
@@ -333,11 +335,11 @@ class _Decider:
         task = self.task(run)
         if outputs is not None:
             run = run.model_copy(update={"outputs": dict(outputs)})
-        retryable = task.kind in ("runnable", "executable") or _worker_side(task)
+        retryable = task.kind in ("runnable", "executable") or worker_side(task)
         if state == StateType.FAILED and retryable and self.try_retry(run, task):
             return
-        run = _close_attempt(run.with_state(state, self.now), state, self.now)
-        policy = self.retry_policy(run, task)
+        run = close_attempt(run.with_state(state, self.now), state, self.now)
+        policy = retries.policy_for(self.flow, self.ex, run, task)
         if (
             state == StateType.SUCCESS
             and policy is not None
@@ -353,27 +355,14 @@ class _Decider:
             run = run.with_state(StateType.SUCCESS, self.now)
         self.put(run)
 
-    def retry_policy(self, run: TaskRun, task: Task) -> Any:
-        if task.retry is not None:
-            return task.retry
-        for ancestor in self.ex.ancestors(run):
-            parent_task = self.task(ancestor)
-            if parent_task.retry is not None:
-                return parent_task.retry
-        return self.flow.retry
-
     def try_retry(self, run: TaskRun, task: Task) -> bool:
         if self.ex.current in (StateType.KILLING, StateType.KILLED):
             return False
-        policy = self.retry_policy(run, task)
-        if policy is None:
+        plan = retries.plan(self.flow, self.ex, run, task, self.now)
+        if plan is None:
             return False
-        if policy.behavior == RetryBehavior.CREATE_NEW_EXECUTION:
-            attempts = self.ex.metadata.attempt_number
-            first = self.ex.metadata.original_created_date or self.ex.state.start_date or self.now
-            at = policy.next_date(first, _attempt_end(run, self.now), attempts)
-            if at is None:
-                return False
+        at = plan.date
+        if plan.new_execution:
             self.put(run.with_state(StateType.FAILED, self.now).with_state(StateType.RETRIED, self.now))
             replay = new_attempt_execution(self.ex, self.now)
             if at > self.now:
@@ -381,13 +370,6 @@ class _Decider:
             self.commands.append(CreateExecution(replay))
             self.end(StateType.RETRIED)
             return True
-        attempts = run.attempts or ()
-        if not attempts:
-            return False
-        first_start = attempts[0].state.start_date or self.now
-        at = policy.next_date(first_start, _attempt_end(run, self.now), len(attempts))
-        if at is None:
-            return False
         self.put(run.with_state(StateType.FAILED, self.now).with_state(StateType.RETRYING, self.now))
         if self.ex.current == StateType.RUNNING:
             self.set_state(StateType.RETRYING)
@@ -425,7 +407,7 @@ class _Decider:
             for r in self.ex.task_run_list
             if r.current == StateType.RUNNING
             and self.task(r).kind == "flowable"
-            and not (_worker_side(self.task(r)) and not _worker_done(r))
+            and not (worker_side(self.task(r)) and not worker_done(r))
         ]
         for run_id in candidates:
             run = self.ex.task_run(run_id)
@@ -486,13 +468,13 @@ class _Decider:
             self.end(step.state)
 
     def dispatch(self) -> None:
-        pending = [r for r in self.ex.task_run_list if r.current.is_created and not _dispatched(r)]
+        pending = [r for r in self.ex.task_run_list if r.current.is_created and not dispatched(r)]
         if not pending:
             return
         updates: list[TaskRun] = []
         for stale in pending:
             run = self.ex.task_run(stale.id)
-            if not run.current.is_created or _dispatched(run):
+            if not run.current.is_created or dispatched(run):
                 continue
             task = self.task(run)
             try:
@@ -503,7 +485,7 @@ class _Decider:
                 self.log(run, LogLevel.ERROR, _message(exc))
                 updates.append(run.with_state(StateType.FAILED, self.now))
                 continue
-            if task.kind == "runnable" or _worker_side(task):
+            if task.kind == "runnable" or worker_side(task):
                 attempt = TaskRunAttempt(state=State.new(self.now))
                 run = run.model_copy(update={"attempts": (*(run.attempts or ()), attempt)})
                 updates.append(run)
@@ -521,13 +503,13 @@ class _Decider:
                 except Exception as exc:
                     self.log(run, LogLevel.ERROR, _message(exc))
                     failed = running.with_state(StateType.FAILED, self.now)
-                    updates.append(_close_attempt(failed, StateType.FAILED, self.now))
+                    updates.append(close_attempt(failed, StateType.FAILED, self.now))
                     continue
                 if ctx.new_outputs is not None:
                     running = running.model_copy(update={"outputs": ctx.new_outputs})
                 if not requests:
                     done = running.with_state(StateType.SUCCESS, self.now)
-                    updates.append(_close_attempt(done, StateType.SUCCESS, self.now))
+                    updates.append(close_attempt(done, StateType.SUCCESS, self.now))
                     continue
                 updates.append(running)
                 for request in requests:
@@ -619,7 +601,7 @@ class _Decider:
             kind = self.task(run).kind
             if current.is_created or current in (StateType.PAUSED, StateType.RETRYING):
                 updates.append(
-                    _close_attempt(run.with_state(StateType.KILLED, self.now), StateType.KILLED, self.now)
+                    close_attempt(run.with_state(StateType.KILLED, self.now), StateType.KILLED, self.now)
                 )
             elif kind == "flowable":
                 children = self.ex.children_of(run.id)
@@ -705,73 +687,7 @@ class _Decider:
         return all(t.id in runs and runs[t.id].current.is_terminated for t in tasks)
 
 
-def _attempt_end(run: TaskRun, now: datetime) -> datetime:
-    """When the last attempt ended (retry delays count from there, not from processing time)."""
-    if run.attempts:
-        end = run.attempts[-1].state.end_date
-        if end is not None:
-            return end
-    return now
-
-
-def _close_attempt(run: TaskRun, state: StateType, now: datetime) -> TaskRun:
-    """Executor-side runs (subflows) keep an attempt like worker runs; end it with the run."""
-    attempts = run.attempts
-    if not attempts or attempts[-1].state.current.is_terminated:
-        return run
-    last = attempts[-1]
-    closed = last.model_copy(update={"state": last.state.with_state(state, now)})
-    return run.model_copy(update={"attempts": (*attempts[:-1], closed)})
-
-
-def _worker_side(task: Task) -> bool:
-    """Flowables shipped whole to one worker (WorkingDirectory)."""
-    return bool(getattr(task, "worker_side", False))
-
-
-def _worker_done(run: TaskRun) -> bool:
-    attempts = run.attempts
-    return bool(attempts) and attempts[-1].state.current.is_terminated  # type: ignore[index]
-
-
-def _dispatched(run: TaskRun) -> bool:
-    """A runnable run already sent to a worker has a last attempt still CREATED."""
-    attempts = run.attempts
-    return bool(attempts) and attempts[-1].state.current == StateType.CREATED  # type: ignore[index]
-
-
-def _joinable(stored: TaskRun, incoming: TaskRun) -> bool:
-    """Drop duplicate and late worker results (Kestra's ``hasTaskRunJoinable``)."""
-    if stored.current.is_terminated:
-        return False
-    if stored.attempt_count != incoming.attempt_count:
-        return False
-    if incoming.current == stored.current and len(incoming.state.histories) == len(stored.state.histories):
-        return False
-    return not len(incoming.state.histories) < len(stored.state.histories)
-
-
 def _message(exc: BaseException) -> str:
     if isinstance(exc, TiercelError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
-
-
-def new_attempt_execution(execution: Execution, now: datetime) -> Execution:
-    """A fresh execution replaying ``execution`` from scratch (retry with CREATE_NEW_EXECUTION)."""
-    metadata = execution.metadata.model_copy(
-        update={
-            "attempt_number": execution.metadata.attempt_number + 1,
-            "original_created_date": execution.metadata.original_created_date or execution.state.start_date,
-        }
-    )
-    return execution.model_copy(
-        update={
-            "id": new_id(),
-            "task_run_list": (),
-            "state": State.new(now),
-            "outputs": None,
-            "original_id": execution.original_id or execution.id,
-            "metadata": metadata,
-        }
-    )

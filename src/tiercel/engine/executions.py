@@ -46,3 +46,23 @@ def new_execution(
         schedule_date=schedule_date,
         metadata=ExecutionMetadata(attempt_number=1, original_created_date=now),
     )
+
+
+def new_attempt_execution(execution: Execution, now: datetime) -> Execution:
+    """A fresh execution replaying ``execution`` from scratch (retry with CREATE_NEW_EXECUTION)."""
+    metadata = execution.metadata.model_copy(
+        update={
+            "attempt_number": execution.metadata.attempt_number + 1,
+            "original_created_date": execution.metadata.original_created_date or execution.state.start_date,
+        }
+    )
+    return execution.model_copy(
+        update={
+            "id": new_id(),
+            "task_run_list": (),
+            "state": State.new(now),
+            "outputs": None,
+            "original_id": execution.original_id or execution.id,
+            "metadata": metadata,
+        }
+    )
