@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from tiercel.clock import Clock, SystemClock
 from tiercel.errors import ConfigError, StorageError, TemplateError
@@ -53,6 +53,26 @@ LogFetcher = Callable[..., Awaitable[list[LogEntry]]]
 """``await fetch_logs(namespace=, flow_id=, execution_id=, task_ids=None, min_level=LogLevel.TRACE)``:
 the stored logs of one execution, oldest first, at ``min_level`` or above, optionally only of the
 given task ids."""
+
+
+class ExecutionResumer(Protocol):
+    """``await resume_execution(execution_id, inputs, namespace=, flow_id=)``: resume a PAUSED execution.
+
+    ``inputs`` are the paused task's ``onResume`` values, validated by the engine. When ``namespace`` and
+    ``flow_id`` are given the execution must belong to that flow. Raises ``TiercelError`` (the message is
+    meant for the user) when the execution does not exist, is not PAUSED, belongs to another flow or
+    the inputs are invalid.
+    """
+
+    def __call__(
+        self,
+        execution_id: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        namespace: str | None = None,
+        flow_id: str | None = None,
+    ) -> Awaitable[None]: ...
+
 
 _LEVEL_ALIASES = {"WARNING": "WARN", "FATAL": "ERROR", "CRITICAL": "ERROR"}
 _MASK_RUN = "*" * 9
@@ -87,6 +107,11 @@ class RunServices:
     base64-decodes it (Kestra's open-source secret backend). ``environ`` feeds ``{{ envs.* }}``
     (keys starting with ``env_prefix``, prefix stripped, lower-cased) when the executor did not
     already put ``envs`` in the job's variables; it defaults to ``os.environ``.
+
+    ``resume_execution`` is how the Resume task reaches another execution: a worker holds no
+    repository or queue of its own, and resuming must go through the engine's own checks (PAUSED
+    state, ``onResume`` inputs), so the runner hands its resume operation in. ``None`` where no
+    engine is attached (unit tests of single tasks): the Resume task then fails with a reason.
     """
 
     storage: Storage
@@ -98,6 +123,7 @@ class RunServices:
     encryption_key: str | None = None
     clock: Clock = field(default_factory=SystemClock)
     environ: Mapping[str, str] | None = None
+    resume_execution: ExecutionResumer | None = None
     _envs: dict[str, str] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -554,6 +580,7 @@ def _unique_path(folder: Path, name: str) -> Path:
 
 
 __all__ = [
+    "ExecutionResumer",
     "LogFetcher",
     "NamespaceKV",
     "RunLogger",

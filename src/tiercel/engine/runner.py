@@ -100,6 +100,7 @@ class LocalRunner:
             fetch_logs=self._fetch_logs,
             secrets=self.secrets,
             globals=dict(self.settings.globals),
+            resume_execution=self.resume,
         )
 
     async def _fetch_logs(
@@ -367,8 +368,23 @@ class LocalRunner:
     async def kill(self, execution_id: str) -> None:
         await self.send(ExecutorEvent(execution_id=execution_id, kind="kill"))
 
-    async def resume(self, execution_id: str, inputs: Mapping[str, Any] | None = None) -> None:
+    async def resume(
+        self,
+        execution_id: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        namespace: str | None = None,
+        flow_id: str | None = None,
+    ) -> None:
+        """Resume a PAUSED execution; ``namespace``/``flow_id``, when given, must be its flow's."""
         execution = await self.get_execution(execution_id)
+        if (namespace is not None and namespace != execution.namespace) or (
+            flow_id is not None and flow_id != execution.flow_id
+        ):
+            raise NotFoundError(
+                f"Execution {execution_id} belongs to flow {execution.namespace}.{execution.flow_id}, "
+                f"not {namespace or execution.namespace}.{flow_id or execution.flow_id}"
+            )
         if execution.current != StateType.PAUSED:
             raise TiercelError(f"Execution {execution_id} is not PAUSED (state {execution.current})")
         outputs: dict[str, Any] = {}

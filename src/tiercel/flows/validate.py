@@ -107,14 +107,37 @@ def _problem(
     return where, f"{format_path(path) or '(flow)'}: {message}"
 
 
+def _task_id_paths(node: Any, path: list[str | int] | None = None) -> list[tuple[list[str | int], str]]:
+    """Every mapping that looks like a task (``id`` + ``type``) with its path, in document order."""
+    path = path or []
+    out: list[tuple[list[str | int], str]] = []
+    if isinstance(node, Mapping):
+        if (
+            isinstance(node.get("id"), str)
+            and isinstance(node.get("type"), str)
+            and path
+            and path[0] != "triggers"
+        ):
+            out.append((path, node["id"]))
+        for key, value in node.items():
+            if key not in ("inputs", "outputs", "variables", "triggers", "pluginDefaults", "taskDefaults"):
+                out.extend(_task_id_paths(value, [*path, key]))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            out.extend(_task_id_paths(value, [*path, index]))
+    return out
+
+
 def _flow_checks(flow: Flow, data: Mapping[str, Any]) -> list[tuple[list[str | int], str]]:
     problems: list[tuple[list[str | int], str]] = []
     counts = Counter(flow.all_task_ids())
-    for task_id, n in counts.items():
-        if n > 1:
-            problems.append(
-                (["tasks"], f"Duplicate task id `{task_id}` ({n} times); task ids must be unique")
-            )
+    seen: dict[str, list[str | int]] = {}
+    for path, task_id in _task_id_paths(data):
+        if counts.get(task_id, 0) > 1 and task_id in seen:
+            first = format_path(seen[task_id])
+            message = f"Duplicate task id `{task_id}` (first used at {first}); task ids must be unique"
+            problems.append(([*path, "id"], message))
+        seen.setdefault(task_id, path)
     if flow.inputs:
         from tiercel.flows.inputs import check_declarations
 

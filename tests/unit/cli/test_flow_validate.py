@@ -62,7 +62,7 @@ INVALID: dict[str, tuple[str, str, list[str]]] = {
             type: {LOG}
             message: two
         """,
-        "duplicate-task-id.yaml:4:3: tasks",
+        "duplicate-task-id.yaml:7:9: tasks[1].id",
         ["Duplicate task id `a`"],
     ),
     "duplicate-task-id-in-errors-branch": (
@@ -81,7 +81,7 @@ INVALID: dict[str, tuple[str, str, list[str]]] = {
             type: {LOG}
             message: two
         """,
-        "duplicate-task-id-in-errors-branch.yaml:4:3: tasks",
+        "duplicate-task-id-in-errors-branch.yaml:11:9: errors[0].id",
         ["Duplicate task id `a`"],
     ),
     "bad-flow-id": (

@@ -25,6 +25,7 @@ PLUGINS = [
     output.OutputValues,
     execution.Fail,
     execution.Assert,
+    execution.Resume,
     execution.Labels,
     execution.SetVariables,
     execution.Exit,

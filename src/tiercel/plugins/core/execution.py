@@ -1,11 +1,12 @@
-"""Tasks about the execution itself: Fail, Assert (runnable); Labels, SetVariables, Exit (applied
-by the executor, since they change the execution)."""
+"""Tasks about executions: Fail, Assert, Resume (runnable); Labels, SetVariables, Exit (applied by
+the executor, since they change the execution)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from tiercel.errors import TaskError
 from tiercel.model.state import StateType
 from tiercel.plugins.base import (
     ExecutionChange,
@@ -50,6 +51,50 @@ class Assert(RunnableTask):
             )
             raise TaskFailure(str(message))
         return None
+
+
+class Resume(RunnableTask):
+    """Resume a PAUSED execution (by default this one) with optional ``onResume`` inputs.
+
+    The engine does the resuming through ``ctx.services.resume_execution``: it validates the inputs
+    against the paused task's ``onResume`` declarations and refuses an execution that is not PAUSED;
+    its refusal becomes this task's failure message. As in Kestra, ``namespace`` and ``flowId`` go
+    together, and when given the execution must belong to that flow.
+    """
+
+    type: Literal["io.kestra.plugin.core.execution.Resume"]
+    execution_id: str | None = None
+    namespace: str | None = None
+    flow_id: str | None = None
+    inputs: Any = None
+
+    async def run(self, ctx: RunContext) -> Mapping[str, Any] | None:
+        resume = getattr(ctx.services, "resume_execution", None)
+        if resume is None:
+            raise TaskError("Resuming executions is not available: this worker is not attached to an engine")
+        namespace = str(ctx.render(self.namespace)) if self.namespace else None
+        flow_id = str(ctx.render(self.flow_id)) if self.flow_id else None
+        if (namespace is None) != (flow_id is None):
+            raise TaskError("If `namespace` or `flowId` is set, both must be set.")
+        execution_id = str(ctx.render(self.execution_id)) if self.execution_id else ctx.execution_id
+        await resume(execution_id, self._inputs(ctx), namespace=namespace, flow_id=flow_id)
+        ctx.logger.debug(f"Resumed the execution {execution_id}")
+        return None
+
+    def _inputs(self, ctx: RunContext) -> dict[str, Any]:
+        if self.inputs is None:
+            return {}
+        rendered = ctx.render(self.inputs)
+        if isinstance(rendered, str):
+            import json
+
+            try:
+                rendered = json.loads(rendered)
+            except ValueError:
+                rendered = None
+        if not isinstance(rendered, Mapping):
+            raise TaskError(f"`inputs` must be a map of onResume inputs, got {self.inputs!r}")
+        return dict(rendered)
 
 
 class Labels(ExecutionTask):
