@@ -78,7 +78,8 @@ def decide(
 class _Decider:
     def __init__(self, flow: Flow, execution: Execution, now: datetime, settings: Settings) -> None:
         self.flow = flow
-        self.ex = execution
+        self._ex = execution
+        self._pending: dict[str, TaskRun] = {}
         self.now = now
         self.settings = settings
         self.commands: list[Command] = []
@@ -101,9 +102,26 @@ class _Decider:
             self.commands.insert(0, EmitLogs(tuple(self.logs)))
         return Decision(self.ex, tuple(self.commands))
 
+    @property
+    def ex(self) -> Execution:
+        """The execution with every task-run update applied (updates are batched: one copy of the
+        task-run list per batch instead of one per event)."""
+        if self._pending:
+            self._ex = self._ex.with_task_runs(self._pending.values())
+            self._pending = {}
+        return self._ex
+
+    @ex.setter
+    def ex(self, execution: Execution) -> None:
+        self._ex = execution
+
+    def run_of(self, task_run_id: str) -> TaskRun | None:
+        """A task run's latest version, without applying the pending updates."""
+        return self._pending.get(task_run_id) or self._ex.find_task_run(task_run_id)
+
     def put(self, *runs: TaskRun) -> None:
-        if runs:
-            self.ex = self.ex.with_task_runs(runs)
+        for run in runs:
+            self._pending[run.id] = run
 
     def set_state(self, state: StateType) -> None:
         self.ex = self.ex.with_state(state, self.now)
@@ -156,7 +174,7 @@ class _Decider:
 
     # -- events ----------------------------------------------------------------------------
     def apply(self, event: Event) -> None:
-        current = self.ex.current
+        current = self._ex.current  # task-run updates never change the execution's state
         if isinstance(event, Start):
             if current == StateType.CREATED:
                 self.start(event)
@@ -208,7 +226,7 @@ class _Decider:
 
     def on_task_result(self, event: TaskResult) -> None:
         incoming = event.task_run
-        stored = self.ex.find_task_run(incoming.id)
+        stored = self.run_of(incoming.id)
         if stored is None or not joinable(stored, incoming):
             return
         if event.dynamic_task_runs:
@@ -339,15 +357,11 @@ class _Decider:
         if state == StateType.FAILED and retryable and self.try_retry(run, task):
             return
         run = close_attempt(run.with_state(state, self.now), state, self.now)
-        policy = retries.policy_for(self.flow, self.ex, run, task)
-        if (
-            state == StateType.SUCCESS
-            and policy is not None
-            and policy.warning_on_retry
-            and run.attempt_count > 1
-        ):
-            state = StateType.WARNING
-            run = run.with_state(state, self.now)
+        if state == StateType.SUCCESS and run.attempt_count > 1:
+            policy = retries.policy_for(self.flow, self.ex, run, task)
+            if policy is not None and policy.warning_on_retry:
+                state = StateType.WARNING
+                run = run.with_state(state, self.now)
         if state == StateType.FAILED and task.allow_failure:
             state = StateType.WARNING
             run = run.with_state(state, self.now)

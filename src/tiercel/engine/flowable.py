@@ -225,7 +225,7 @@ def _sequential_group(
         run = runs.get(task.id)
         if run is None:
             return [ChildRun(task, value)], False
-        if run.current not in TERMINATED:
+        if run.state.current not in TERMINATED:
             return [], False
     return [], True
 
@@ -250,14 +250,18 @@ def group_step(
     by_value: dict[str | None, list[TaskRun]] = {}
     by_value_task: dict[str | None, dict[str, TaskRun]] = {}
     normal: list[TaskRun] = []
+    failed = running = False
     for run in children:
         if run.task_id in task_ids:
             by_value.setdefault(run.value, []).append(run)
             by_value_task.setdefault(run.value, {})[run.task_id] = run
             normal.append(run)
-    failed = any(r.current in (StateType.FAILED, StateType.KILLED) for r in normal)
+            current = run.state.current
+            if current is StateType.FAILED or current is StateType.KILLED:
+                failed = True
+            elif current not in TERMINATED:
+                running = True
     err_runs = runs_by_task(children, errors) if errors else {}
-    running = any(not r.current.is_terminated for r in normal)
     if failed or err_runs:
         if errors:
             nexts, done = run_list(err_runs, errors)

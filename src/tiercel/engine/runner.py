@@ -47,7 +47,7 @@ class LocalRunner:
         repositories: Any = None,
         clock: Clock | None = None,
         settings: Settings | None = None,
-        worker_concurrency: int = 32,
+        worker_concurrency: int = 128,
         secrets: Mapping[str, str] | None = None,
         data_dir: str | Path | None = None,
     ) -> None:
