@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +90,7 @@ async def _test(
     from tiercel.flows.validate import flow_files, load_flow_file
 
     parsed = load_flow_file(file)
-    async with LocalRunner() as runner:
+    async with LocalRunner(settings=settings_from_env(os.environ)) as runner:
         if flows_dir:
             for path in flow_files([flows_dir]):
                 if Path(path).resolve() != Path(file).resolve():
@@ -107,6 +109,15 @@ async def _test(
 
         summary(final, logs)
         return 0
+
+
+def settings_from_env(environ: Mapping[str, str]) -> Any:
+    """Kestra's ``envs`` (``KESTRA_*`` variables, prefix stripped, lower-cased) and the encryption
+    key for SECRET inputs (``TIERCEL_ENCRYPTION__SECRET_KEY``, the future ``encryption.secret_key``)."""
+    from tiercel.engine.decide import Settings
+
+    envs = {k[len("KESTRA_") :].lower(): v for k, v in environ.items() if k.startswith("KESTRA_")}
+    return Settings(envs=envs, encryption_key=environ.get("TIERCEL_ENCRYPTION__SECRET_KEY") or None)
 
 
 def dumps(value: Any) -> str:

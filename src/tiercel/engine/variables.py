@@ -160,7 +160,6 @@ def execution_variables(
         },
         "outputs": LazyMap(lambda: outputs_map(execution)),
         "tasks": LazyMap(lambda: tasks_map(execution)),
-        "inputs": inputs_variable(flow, execution),
         "labels": labels_variable(execution),
         "envs": dict(envs or {}),
         "globals": dict(globals_ or {}),

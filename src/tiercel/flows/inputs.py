@@ -684,6 +684,8 @@ class _Resolver:
         raw = self.raw(item)
 
         def fail(reason: str, received: Any = raw) -> _Resolved:
+            if item.type == "SECRET" and received is not None:
+                received = "******"  # a secret never appears in an error message
             return _Resolved(value=raw, problem=_problem("input", item.id, reason, received))
 
         if item.id in self.cyclic:

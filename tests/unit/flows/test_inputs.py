@@ -263,7 +263,8 @@ BAD: list[tuple[dict[str, Any], Any, str]] = [
     (
         {"type": "SECRET", "validator": "[a-z]+"},
         "ABC",
-        "it must match the pattern `[a-z]+`, but received `ABC`",
+        # unlike Kestra, a secret value is never echoed back in an error message
+        "it must match the pattern `[a-z]+`, but received `******`",
     ),
     (
         {"type": "ARRAY", "itemType": "INT"},
@@ -594,7 +595,7 @@ def test_secret_encryption_hook() -> None:
     )
     error = error_of(declared, {"secret": "secret"}, encrypt=refuse_secrets)
     assert error.problems == [
-        ("secret", f"Invalid input for `secret`, {SECRET_ENCRYPTION_NOT_CONFIGURED}, but received `secret`")
+        ("secret", f"Invalid input for `secret`, {SECRET_ENCRYPTION_NOT_CONFIGURED}, but received `******`")
     ]
 
 
