@@ -150,18 +150,12 @@ def all_cases() -> list[Case]:
 
 def jsonable(value: Any) -> Any:
     """Actual values in Kestra's JSON form, so they compare with the YAML literals."""
-    from tiercel.model.inputs import format_duration, format_instant, java_time_str
+    from tiercel.flows.inputs import java_str
 
     if isinstance(value, Enum):
         return value.value
-    if isinstance(value, datetime):
-        return format_instant(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, time):
-        return java_time_str(value)
-    if isinstance(value, timedelta):
-        return format_duration(value)
+    if isinstance(value, datetime | date | time | timedelta):
+        return java_str(value)  # the product's java.time text: Instant, LocalDate, LocalTime, Duration
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, Mapping):
@@ -475,6 +469,8 @@ def check_execution(
     count = spec.get("taskrun_count", spec.get("final_taskrun_count"))
     if count is not None and len(ex.task_run_list) != count:
         out.append(f"{prefix}{len(ex.task_run_list)} task runs, expected {count}")
+    if "taskrun_count_at_least" in spec and len(ex.task_run_list) < spec["taskrun_count_at_least"]:
+        out.append(f"{prefix}{len(ex.task_run_list)} task runs, expected >= {spec['taskrun_count_at_least']}")
     for tr_spec in [*(spec.get("taskruns") or []), *(spec.get("final_taskruns") or [])]:
         out.extend(check_task_run(ex, tr_spec, ph, prefix))
     if "all_final_taskruns_state" in spec:

@@ -2,7 +2,8 @@
 
 A valid flow that cannot load yet (a core plugin Tiercel lacks) is listed in ``known_gaps.yaml`` as
 ``<file>::load``. Flows that use Kestra's test-only Java plugins (``io.kestra.core.tasks.test.*``,
-``io.kestra.core.runners.test.*``) must be refused with "Invalid type" naming that plugin.
+``io.kestra.core.runners.test.*``) load here because the conformance tests register shims for them
+(``kestra_test_plugins.py``); Tiercel's own plugin set refuses them with "Invalid type" naming the plugin.
 ``trigger-flow-listener-invalid.yaml`` and ``variables-invalid.yaml`` are valid YAML flows: they are only
 "invalid" at run time (an undefined variable), so they must load.
 """
@@ -14,10 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.conformance import kestra_test_plugins
 from tests.conformance.expectations import INVALIDS, VALIDS, known_gaps, require_shared
 from tiercel.errors import ValidationError
 from tiercel.flows.loader import split_documents
 from tiercel.flows.validate import load_flow_file, parse_flow
+from tiercel.plugins.core import PLUGINS as CORE_PLUGINS
+from tiercel.plugins.registry import PluginRegistry, default_registry
 
 TEST_ONLY_TYPE = re.compile(
     r"^\s*-?\s*type:\s*[\"']?(io\.kestra\.core\.(?:tasks|runners)\.test\.[\w.]+)", re.M
@@ -72,24 +76,48 @@ def test_multiple_invalid_documents_are_each_refused() -> None:
 def test_valid_flow_loads(name: str) -> None:
     require_shared()
     assert VALIDS is not None
-    path = VALIDS / name
-    test_only = _test_only_types(path)
     gap = known_gaps().get(f"{name}::load")
     try:
-        load_flow_file(path)
-        error = None
-    except ValidationError as exc:
-        error = str(exc)
-    if test_only:
+        load_flow_file(VALIDS / name)
         problem = None
-        if error is None:
-            problem = f"uses test-only plugin(s) {test_only} but loaded"
-        elif "Invalid type" not in error or not any(t in error for t in test_only):
-            problem = f"should be refused with 'Invalid type' naming {test_only}, got: {error}"
-    else:
-        problem = error
+    except ValidationError as exc:
+        problem = str(exc)
     if gap is not None:
         if problem is not None:
             pytest.xfail(gap)
         pytest.fail(f"{name}::load passes now: remove it from known_gaps.yaml (was: {gap})")
     assert problem is None, problem
+
+
+TEST_ONLY_FILES = [name for name in VALID_FILES if VALIDS is not None and _test_only_types(VALIDS / name)]
+
+
+def test_every_test_only_plugin_has_a_shim() -> None:
+    require_shared()
+    assert VALIDS is not None
+    used = {t for name in TEST_ONLY_FILES for t in _test_only_types(VALIDS / name)}
+    assert used, "no corpus flow uses a test-only plugin: the regular expression is stale"
+    assert used <= kestra_test_plugins.shim_type_names(), sorted(used - kestra_test_plugins.shim_type_names())
+
+
+def test_without_the_shims_test_only_plugins_are_refused() -> None:
+    """Tiercel's own plugin set knows none of Kestra's test-only types."""
+    require_shared()
+    assert VALIDS is not None
+    core = PluginRegistry()
+    core.register(*CORE_PLUGINS)
+    problems = []
+    try:
+        for name in TEST_ONLY_FILES:
+            test_only = _test_only_types(VALIDS / name)
+            try:
+                load_flow_file(VALIDS / name, registry=core)
+                problems.append(f"{name}: uses test-only plugin(s) {test_only} but loaded")
+            except ValidationError as exc:
+                missing = [t for t in test_only if f"Invalid type: {t}" not in str(exc)]
+                if missing:
+                    problems.append(f"{name}: no 'Invalid type' naming {missing}: {exc}")
+    finally:
+        default_registry().build()  # the flow models are process-wide: give them the shims back
+    assert TEST_ONLY_FILES
+    assert not problems, "\n".join(problems)

@@ -547,12 +547,12 @@ class _Decider:
 
     def job(self, task: Task, run: TaskRun) -> WorkerJob:
         variables = dict(self.variables(run))
-        from tiercel.crypto import open_sealed
 
+        inputs = variables.get("inputs") or {}
         secrets = [
-            str(open_sealed(self.settings.encryption_key, self.ex.inputs[i.id]))
+            str(inputs[i.id])
             for i in self.flow.inputs or []
-            if i.type == "SECRET" and self.ex.inputs.get(i.id) not in (None, "")
+            if i.type == "SECRET" and inputs.get(i.id) not in (None, "")
         ]
         return WorkerJob.model_construct(
             masked=secrets,

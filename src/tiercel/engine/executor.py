@@ -72,6 +72,7 @@ class Executor:
         resolve_inputs: Callable[[Flow, dict[str, Any], str], Awaitable[dict[str, Any]]] | None = None,
         on_update: Callable[[Execution], None] | None = None,
         log_sink: Callable[[list[LogEntry]], Awaitable[None]] | None = None,
+        on_state_change: Callable[[Execution, Execution | None], Awaitable[None]] | None = None,
     ) -> None:
         self.queue = queue
         self.repos = repositories
@@ -82,6 +83,7 @@ class Executor:
         self.resolve_inputs = resolve_inputs
         self.on_update = on_update
         self.log_sink = log_sink
+        self.on_state_change = on_state_change
 
     async def handle_batch(self, events: Sequence[ExecutorEvent]) -> None:
         grouped: dict[str, list[ExecutorEvent]] = {}
@@ -122,9 +124,20 @@ class Executor:
         assert flow is not None
         for command in decision.commands:
             await self.carry_out(command, new, flow)
+        if new.current != execution.current:
+            await self.state_changed(new, execution)
         if new is not execution and self.on_update is not None:
             self.on_update(new)
         return new
+
+    async def state_changed(self, execution: Execution, previous: Execution | None) -> None:
+        """Tell ``on_state_change`` (flow triggers) once the new state is saved; its errors stay its own."""
+        if self.on_state_change is None:
+            return
+        try:
+            await self.on_state_change(execution, previous)
+        except Exception:
+            log.exception("state-change hook failed for execution %s", execution.id)
 
     async def _to_event(self, execution: Execution, flow: Flow, event: ExecutorEvent) -> ev.Event:
         kind = event.kind

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 from tiercel.clock import Clock, SystemClock
 from tiercel.errors import ConfigError, StorageError, TemplateError
@@ -165,15 +165,10 @@ class RunLogger:
         if lvl.rank < self.threshold.rank:
             return
         ctx = self._ctx
-        run = ctx.task_run
         ctx.logs.append(
             LogEntry(
-                namespace=ctx.namespace,
-                flow_id=ctx.flow_id,
-                task_id=run.task_id,
-                execution_id=ctx.execution_id,
-                task_run_id=run.id,
-                attempt_number=max(run.attempt_count, 1),
+                **ctx.record_origin(),
+                attempt_number=max(ctx.task_run.attempt_count, 1),
                 timestamp=ctx.services.clock.now(),
                 level=lvl,
                 message=ctx.mask(str(message)),
@@ -338,6 +333,26 @@ async def _call(fn: LogFetcher, **kwargs: Any) -> list[LogEntry]:
     return await fn(**kwargs)
 
 
+class _FromJob(Generic[T]):
+    """A read-only attribute of the context that is the job's attribute of the same name.
+
+    A task run's identity (task run, namespace, flow, execution) is its job's: read through, never
+    copied, so the context cannot disagree with the job it runs.
+    """
+
+    __slots__ = ("name",)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, ctx: None, owner: type) -> _FromJob[T]: ...
+    @overload
+    def __get__(self, ctx: TaskRunContext, owner: type | None = None) -> T: ...
+    def __get__(self, ctx: TaskRunContext | None, owner: type | None = None) -> T | _FromJob[T]:
+        return self if ctx is None else getattr(ctx.job, self.name)
+
+
 class TaskRunContext:
     """The ``RunContext`` of ``tiercel.plugins.base`` for one worker job.
 
@@ -392,21 +407,21 @@ class TaskRunContext:
         self._services_view: TemplateServices | None = None
 
     # -- identity ---------------------------------------------------------------------------
-    @property
-    def task_run(self) -> TaskRun:
-        return self.job.task_run
+    task_run: _FromJob[TaskRun] = _FromJob()
+    namespace: _FromJob[str] = _FromJob()
+    flow_id: _FromJob[str] = _FromJob()
+    execution_id: _FromJob[str] = _FromJob()
 
-    @property
-    def namespace(self) -> str:
-        return self.job.namespace
-
-    @property
-    def flow_id(self) -> str:
-        return self.job.flow_id
-
-    @property
-    def execution_id(self) -> str:
-        return self.job.execution_id
+    def record_origin(self) -> dict[str, str]:
+        """Where a log line or metric of this task run comes from: the ids both records carry."""
+        run = self.task_run
+        return {
+            "namespace": self.namespace,
+            "flow_id": self.flow_id,
+            "task_id": run.task_id,
+            "execution_id": self.execution_id,
+            "task_run_id": run.id,
+        }
 
     # -- rendering --------------------------------------------------------------------------
     @property
@@ -488,14 +503,9 @@ class TaskRunContext:
     ) -> None:
         if kind not in ("counter", "timer", "gauge"):
             raise ValueError(f"Unknown metric type '{kind}': expected counter, timer or gauge")
-        run = self.task_run
         self.metrics.append(
             MetricEntry(
-                namespace=self.namespace,
-                flow_id=self.flow_id,
-                task_id=run.task_id,
-                execution_id=self.execution_id,
-                task_run_id=run.id,
+                **self.record_origin(),
                 type=kind,
                 name=name,
                 value=float(value),

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tiercel.clock import Clock, SystemClock
 from tiercel.engine.decide import Settings
@@ -28,6 +28,9 @@ from tiercel.model.flow import Flow, FlowWithSource
 from tiercel.model.logs import LogEntry, MetricEntry
 from tiercel.model.messages import ExecutionKilled, ExecutorEvent, WorkerJob, WorkerTaskResult
 from tiercel.model.state import StateType
+
+if TYPE_CHECKING:
+    from tiercel.engine.flow_triggers import TriggeredExecution
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +83,12 @@ class LocalRunner:
             log_sink=self.repos.logs.append,
             resolve_inputs=self._resolve_inputs_for,
             on_update=self._updated,
+            on_state_change=self._state_changed,
         )
+        from tiercel.plugins.core.condition_windows import MemoryMultipleConditionStore
+
+        self.condition_store = MemoryMultipleConditionStore()
+        self._stopped_triggers: set[tuple[str, str]] = set()
         self.task_runner = TaskRunner(self._run_services(), clock=self.clock)
         self.worker_concurrency = worker_concurrency
         self._jobs: dict[str, WorkerJob] = {}
@@ -101,6 +109,7 @@ class LocalRunner:
             secrets=self.secrets,
             globals=dict(self.settings.globals),
             resume_execution=self.resume,
+            encryption_key=self.settings.encryption_key,
         )
 
     async def _fetch_logs(
@@ -254,6 +263,71 @@ class LocalRunner:
         if revision is None or revision > len(revisions) or revision < 1:
             return revisions[-1]
         return revisions[revision - 1]
+
+    # -- flow triggers -------------------------------------------------------------------------
+    async def _state_changed(self, execution: Execution, previous: Execution | None) -> None:
+        """Start the executions that Flow triggers of the deployed flows ask for."""
+        from tiercel.engine.flow_triggers import evaluate
+
+        await self._apply_stop_after(execution)
+        upstream_flow = await self.get_flow(execution.namespace, execution.flow_id, execution.flow_revision)
+        triggered = evaluate(
+            execution,
+            upstream_flow,
+            [revisions[-1] for revisions in self.flows.values() if revisions],
+            self.clock.now(),
+            self.condition_store,
+            globals_=self.settings.globals,
+            envs=self.settings.envs,
+            stopped=self._stopped_triggers,
+        )
+        for item in triggered:
+            try:
+                await self._start_triggered(item)
+            except Exception:
+                log.exception(
+                    "Flow trigger %s of %s failed to start an execution", item.trigger_id, item.flow.uid
+                )
+
+    async def _start_triggered(self, item: TriggeredExecution) -> Execution:
+        from tiercel.engine.flow_triggers import FLOW_TRIGGER_TYPE
+        from tiercel.ids import new_id
+
+        execution_id = new_id()
+        inputs = dict(item.inputs)
+        try:
+            inputs = await self._resolve_inputs_for(item.flow, inputs, execution_id)
+        except TiercelError as exc:
+            # Kestra does not validate Flow trigger inputs: the execution starts with them as rendered.
+            log.warning("Flow trigger %s of %s: %s", item.trigger_id, item.flow.uid, exc)
+        trigger = ExecutionTrigger(
+            id=item.trigger_id, type=FLOW_TRIGGER_TYPE, variables=item.trigger_variables
+        )
+        execution = new_execution(
+            item.flow,
+            self.clock.now(),
+            inputs=inputs,
+            labels=item.labels,
+            trigger=trigger,
+            execution_id=execution_id,
+        )
+        await self.repos.executions.save(execution)
+        await self.send(ExecutorEvent(execution_id=execution.id, kind="start"))
+        return execution
+
+    async def _apply_stop_after(self, execution: Execution) -> None:
+        """A Flow trigger whose execution ends in one of its ``stopAfter`` states stops firing."""
+        from tiercel.engine.flow_triggers import FLOW_TRIGGER_TYPE
+
+        origin = execution.trigger
+        if origin is None or origin.type != FLOW_TRIGGER_TYPE or not execution.current.is_terminated:
+            return
+        flow = await self.get_flow(execution.namespace, execution.flow_id)
+        if flow is None:
+            return
+        for trigger in flow.triggers or []:
+            if trigger.id == origin.id and execution.current.value in (trigger.stop_after or []):
+                self._stopped_triggers.add((flow.uid, trigger.id))
 
     # -- executions ----------------------------------------------------------------------------
     async def _resolve_inputs_for(

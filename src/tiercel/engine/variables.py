@@ -88,6 +88,15 @@ def _build_outputs(execution: Execution) -> dict[str, Any]:
     return out
 
 
+def _opened(encryption_key: str | None, outputs: dict[str, Any]) -> dict[str, Any]:
+    """Encrypted outputs are decrypted for templates (Kestra's ``RunVariables`` does the same)."""
+    if encryption_key is None:
+        return outputs
+    from tiercel.crypto import open_sealed
+
+    return open_sealed(encryption_key, outputs)  # type: ignore[no-any-return]
+
+
 def tasks_map(execution: Execution) -> dict[str, Any]:
     """``tasks.<id>.state`` or ``tasks.<id>.<value>.state``."""
 
@@ -158,7 +167,7 @@ def execution_variables(
             "originalId": execution.original_id or execution.id,
             "state": execution.current.value,
         },
-        "outputs": LazyMap(lambda: outputs_map(execution)),
+        "outputs": LazyMap(lambda: _opened(encryption_key, outputs_map(execution))),
         "tasks": LazyMap(lambda: tasks_map(execution)),
         "labels": labels_variable(execution),
         "envs": dict(envs or {}),

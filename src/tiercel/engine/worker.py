@@ -191,7 +191,10 @@ class TaskRunner:
                     await sink(logs, list(getattr(child_ctx, "metrics", [])))
                 dynamic.append(_finish(run, child_state, end, child_outputs))
                 if child_outputs:
-                    outputs[child.id] = child_outputs
+                    from tiercel.crypto import open_sealed
+
+                    key = getattr(self.services, "encryption_key", None)
+                    outputs[child.id] = open_sealed(key, child_outputs)
                 if child_state in (StateType.FAILED, StateType.KILLED):
                     state = child_state
                     break

@@ -26,6 +26,7 @@ from tiercel.model.task import TaskProperties
 
 if TYPE_CHECKING:
     from tiercel.model.execution import Execution, TaskRun
+    from tiercel.model.flow import Flow
 
 
 class Task(TaskProperties):
@@ -99,6 +100,20 @@ class RunnableTask(Task):
 
     async def run(self, ctx: RunContext) -> Mapping[str, Any] | None:
         raise NotImplementedError
+
+
+class BlockingTask(RunnableTask):
+    """A task whose code blocks (a synchronous SDK, CPU work): ``run_blocking`` runs in a thread,
+    so the worker's event loop keeps serving other tasks. A timeout or a kill stops waiting for
+    the thread; Python cannot interrupt it, so long loops should check ``ctx`` for cancellation."""
+
+    def run_blocking(self, ctx: RunContext) -> Mapping[str, Any] | None:
+        raise NotImplementedError
+
+    async def run(self, ctx: RunContext) -> Mapping[str, Any] | None:
+        import asyncio
+
+        return await asyncio.to_thread(self.run_blocking, ctx)
 
 
 class TaskFailure(Exception):
@@ -235,23 +250,71 @@ class Trigger(OpenModel):
         return tuple(str(a) for a in get_args(cls.model_fields["type"].annotation))
 
 
+@dataclass(frozen=True)
+class WindowState:
+    """What a windowed condition remembers: its window, and when each sub-condition was met."""
+
+    start: datetime
+    end: datetime
+    results: Mapping[str, datetime] = field(default_factory=dict)
+
+
+class MultipleConditionStore(Protocol):
+    """State shared by the evaluations of windowed conditions (``MultipleCondition``, preconditions).
+
+    Keys are opaque strings (flow uid, trigger id and condition id). An entry whose ``end`` is not
+    after ``now`` has expired: ``get`` never returns it.
+    """
+
+    def get(self, key: str, now: datetime) -> WindowState | None: ...
+    def save(self, key: str, state: WindowState) -> None: ...
+    def delete(self, key: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class ConditionContext:
+    """What a condition is tested against.
+
+    ``execution`` is the execution being looked at (for a Flow trigger, the upstream one) and
+    ``execution_flow`` its flow; ``flow`` is the flow that owns the trigger. ``variables`` are what
+    expressions render with. ``store`` and ``scope`` (flow uid + trigger id) let windowed conditions
+    remember past evaluations; without a store they judge the current execution alone.
+    """
+
+    execution: Execution
+    now: datetime
+    flow: Flow | None = None
+    execution_flow: Flow | None = None
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    store: MultipleConditionStore | None = None
+    scope: str = ""
+
+
 class Condition(OpenModel):
+    """Base of condition plugins: ``test`` is pure apart from ``ctx.store``."""
+
     type: str
 
     @classmethod
     def type_names(cls) -> tuple[str, ...]:
         return tuple(str(a) for a in get_args(cls.model_fields["type"].annotation))
 
+    def test(self, ctx: ConditionContext) -> bool:
+        raise NotImplementedError
+
 
 __all__ = [
+    "BlockingTask",
     "ChildRun",
     "Condition",
+    "ConditionContext",
     "ExecutableTask",
     "ExecutionChange",
     "ExecutionTask",
     "FlowableContext",
     "FlowableTask",
     "Model",
+    "MultipleConditionStore",
     "RunContext",
     "RunnableTask",
     "SubflowRequest",
@@ -259,4 +322,5 @@ __all__ = [
     "TaskFailure",
     "TaskLogger",
     "Trigger",
+    "WindowState",
 ]

@@ -8,6 +8,7 @@ exactly one class, and an unknown type is a validation error naming it.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Iterable
 from importlib.metadata import entry_points
@@ -68,8 +69,14 @@ class PluginRegistry:
         return self.tasks[type_name]
 
     def build(self) -> None:
-        """Rebuild every model that holds tasks or triggers with the current unions."""
-        if self._built:
+        """Rebuild every model that holds tasks or triggers with the current unions.
+
+        The models are process-wide: a no-op only while this registry is the last one that built
+        them, so building a second registry (a test with a partial plugin set) cannot leave the
+        default one validating against the other's unions.
+        """
+        global _models_built_by
+        if self._built and _models_built_by is self:
             return
         from tiercel.model.flow import Flow
 
@@ -78,10 +85,42 @@ class PluginRegistry:
         any_task = Annotated[Union[tuple(task_classes)], Field(discriminator="type")]  # noqa: UP007
         any_trigger = Annotated[Union[tuple(trigger_classes)], Field(discriminator="type")]  # noqa: UP007
         namespace = {"AnyTask": any_task, "AnyTrigger": any_trigger}
-        for cls in [*task_classes, *trigger_classes, Flow]:
-            model: type[BaseModel] = cls
+        models: list[type[BaseModel]] = [*task_classes, *trigger_classes, Flow]
+        for model in models:  # all first: a model rebuilt early must not embed a stale one
+            _forget_resolved_unions(model)
+        for model in models:
             model.model_rebuild(force=True, _types_namespace=namespace)
         self._built = True
+        _models_built_by = self
+
+
+def _forget_resolved_unions(model: type[BaseModel]) -> None:
+    """Unresolve the fields typed with ``AnyTask``/``AnyTrigger``, so the next rebuild reads them again.
+
+    Pydantic (>= 2.11) resolves a field's annotation once and keeps it on ``model_rebuild(force=True)``;
+    it also embeds other models' schemas as they stand. Without this, a plugin registered after the
+    first build would never join the unions. The deferred annotation text (``from __future__ import
+    annotations``) is read from the class that declares the field and handed back through the two
+    private attributes pydantic's own forward-reference resolution uses; a rebuild without the
+    unions in scope then leaves the model unresolved (mocked) until the real rebuild.
+    """
+    forgotten = False
+    for name, info in model.__pydantic_fields__.items():
+        text = _declared_annotation(model, name)
+        if text is not None and ("AnyTask" in text or "AnyTrigger" in text):
+            info._original_annotation = text
+            info._complete = False
+            forgotten = True
+    if forgotten:
+        model.model_rebuild(force=True, raise_errors=False, _types_namespace={})
+
+
+def _declared_annotation(model: type[Any], name: str) -> str | None:
+    for owner in model.__mro__:
+        annotation = inspect.get_annotations(owner).get(name)
+        if annotation is not None:
+            return annotation if isinstance(annotation, str) else None
+    return None
 
 
 def _unique(classes: Iterable[type[Any]]) -> list[type[Any]]:
@@ -92,6 +131,7 @@ def _unique(classes: Iterable[type[Any]]) -> list[type[Any]]:
 
 
 _default: PluginRegistry | None = None
+_models_built_by: PluginRegistry | None = None
 
 
 def default_registry() -> PluginRegistry:
@@ -106,4 +146,10 @@ def default_registry() -> PluginRegistry:
             registry.register(*PLUGINS)
         registry.build()
         _default = registry
+    return _default
+
+
+def current_registry() -> PluginRegistry | None:
+    """The process-wide registry if it exists already; unlike ``default_registry`` it never builds one
+    (safe to call while a flow is being validated)."""
     return _default

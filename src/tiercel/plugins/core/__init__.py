@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from tiercel.plugins.core import (
+    conditions,
     debug,
     execution,
     kv,
@@ -37,4 +38,5 @@ PLUGINS = [
     *trigger.PLUGINS,
     *log_fetch.PLUGINS,
     *triggers.PLUGINS,
+    *conditions.PLUGINS,
 ]

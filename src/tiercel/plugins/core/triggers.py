@@ -1,4 +1,5 @@
-"""Trigger types, declared so flows that use them validate; the scheduler gives them behaviour.
+"""Trigger types. ``Flow`` triggers are evaluated by ``tiercel.engine.flow_triggers``; the others are
+declared so flows that use them validate, and get their behaviour from the scheduler.
 
 Until the scheduler exists these models keep every property (``extra="allow"``) beyond the few
 they name, so no valid Kestra flow is rejected for its triggers.
@@ -6,9 +7,24 @@ they name, so no valid Kestra flow is rejected for its triggers.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from tiercel.plugins.base import Trigger
+from pydantic import AfterValidator
+
+from tiercel.model.state import TERMINATED, StateType
+from tiercel.plugins.base import Condition, Trigger
+from tiercel.plugins.core.preconditions import Preconditions
+
+
+def _known_condition(value: Any) -> Any:
+    """Parse a condition map to check it (``ValueError`` names an unknown type); keep the map."""
+    from tiercel.plugins.core.conditions import parse_condition
+
+    parse_condition(value)
+    return value
+
+
+ConditionMap = Annotated[Any, AfterValidator(_known_condition)]
 
 
 class Schedule(Trigger):
@@ -26,9 +42,26 @@ class ScheduleOnDates(Trigger):
 
 
 class FlowTrigger(Trigger):
+    """Start this flow when another flow's execution changes state (``engine.flow_triggers``).
+
+    ``conditions`` stay plain maps (parsed when evaluated); they are checked here so a flow with an
+    unknown or malformed condition does not load.
+    """
+
     type: Literal["io.kestra.plugin.core.trigger.Flow", "io.kestra.core.models.triggers.types.Flow"]
-    states: list[str] | None = None
-    preconditions: dict[str, Any] | None = None
+    states: list[StateType] | None = None
+    conditions: list[ConditionMap] | None = None
+    preconditions: Preconditions | None = None
+
+    @property
+    def listened_states(self) -> frozenset[StateType]:
+        """``states``, by default every terminal state."""
+        return frozenset(self.states) if self.states else TERMINATED
+
+    def parsed_conditions(self) -> list[Condition]:
+        from tiercel.plugins.core.conditions import parse_conditions
+
+        return parse_conditions(self.conditions or [])
 
 
 class Webhook(Trigger):
