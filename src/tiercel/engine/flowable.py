@@ -132,7 +132,11 @@ def container_step(
 def _run_all(
     runs: Mapping[str, TaskRun], tasks: Sequence[Task], value: str | None
 ) -> tuple[list[ChildRun], bool]:
-    """Sequential, but keeps going after a failure (``finally`` tasks all run)."""
+    """Run ``tasks`` one after the other: (the next child to create, whether all have ended).
+
+    A failed child does not stop the others, so this serves ``finally`` blocks (they all run) and
+    each value group of a sequential ForEach (the caller stops creating groups after a failure).
+    """
     for task in tasks:
         run = runs.get(task.id)
         if run is None:
@@ -217,19 +221,6 @@ class FlowableCtx:
         self.new_outputs = merged
 
 
-def _sequential_group(
-    runs: Mapping[str, TaskRun], tasks: Sequence[Task], value: str | None
-) -> tuple[list[ChildRun], bool]:
-    """One loop group run sequentially, when nothing failed: (next run, group done)."""
-    for task in tasks:
-        run = runs.get(task.id)
-        if run is None:
-            return [ChildRun(task, value)], False
-        if run.state.current not in TERMINATED:
-            return [], False
-    return [], True
-
-
 def group_step(
     children: Sequence[TaskRun],
     groups: Sequence[str | None],
@@ -280,7 +271,7 @@ def group_step(
                 all_done = False
                 continue
             if in_group_concurrent is None:
-                group_nexts, group_done = _sequential_group(by_value_task[value], tasks, value)
+                group_nexts, group_done = _run_all(by_value_task[value], tasks, value)
             else:
                 step = container_step(
                     runs, tasks, value=value, match_value=True, concurrent=in_group_concurrent

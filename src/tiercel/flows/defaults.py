@@ -10,11 +10,16 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 
-def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """A new map: ``over`` wins, but where both hold a map they are merged key by key, recursively.
+
+    Kestra merges nested maps this way for plugin defaults and for input defaults under supplied
+    inputs; ``base`` and ``over`` are left untouched.
+    """
     out = dict(base)
     for key, value in over.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out
@@ -48,7 +53,8 @@ def apply_plugin_defaults(
                 prefix = str(default["type"])
                 if task_type == prefix or task_type.startswith(prefix):
                     values = default.get("values") or {}
-                    result = _merge(result, values) if default.get("forced") else _merge(values, result)
+                    forced = default.get("forced")
+                    result = deep_merge(result, values) if forced else deep_merge(values, result)
         return result
 
     out = dict(data)

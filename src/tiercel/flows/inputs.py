@@ -42,13 +42,14 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, NoReturn, Protocol, runtime_checkable
 
 import yaml
 
 from tiercel.errors import InputError, TiercelError, ValidationError
+from tiercel.flows.defaults import deep_merge
+from tiercel.java_format import java_double
 from tiercel.model.inputs import (
     BaseInput,
     DateInput,
@@ -126,23 +127,6 @@ def refuse_secrets(value: str) -> NoReturn:
 # --------------------------------------------------------------------------------------------------------
 
 
-def _java_double(value: float) -> str:
-    """``Double.toString``: plain between 1e-3 and 1e7, else ``1.0E10`` style; ``NaN``/``Infinity``."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    if value == 0 or 1e-3 <= abs(value) < 1e7:
-        text = repr(value)
-        if "e" in text or "E" in text:  # repr switches to exponent earlier than Java in a few cases
-            text = format(Decimal(text), "f")
-        return text if "." in text else f"{text}.0"
-    sign, digits, exponent = Decimal(repr(value)).as_tuple()
-    mantissa = "".join(map(str, digits)).rstrip("0") or "0"
-    power = len(digits) + int(exponent) - 1
-    return f"{'-' if sign else ''}{mantissa[0]}.{mantissa[1:] or '0'}E{power}"
-
-
 def java_str(value: Any) -> str:
     """Print a value as Kestra's messages do (Java ``toString()``): ``null``, ``[a, b]``, ``{k=v}``."""
     if value is None:
@@ -152,7 +136,7 @@ def java_str(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return _java_double(value)
+        return java_double(value)
     if isinstance(value, str):
         return value
     if isinstance(value, datetime):
@@ -272,16 +256,6 @@ def nest_dotted(values: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def defaults_for_render(
     declared: Sequence[BaseInput], supplied: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -293,7 +267,7 @@ def defaults_for_render(
     """
     defaults = {item.id: _jsonable(item.defaults) for item in declared if item.defaults is not None}
     nested = nest_dotted(defaults)
-    return _deep_merge(nested, supplied) if supplied else nested
+    return deep_merge(nested, supplied) if supplied else nested
 
 
 def check_declarations(declared: Sequence[BaseInput]) -> list[str]:

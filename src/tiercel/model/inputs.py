@@ -6,20 +6,24 @@ One frozen class per Kestra input type, discriminated by ``type`` so that ``list
 
 Temporal bounds (``after``/``before``, DURATION ``min``/``max``) are kept as Python objects so they can be
 compared, and serialise back to Kestra's JSON text (``2023-01-01T00:00:00Z``, ``PT10S``). The ISO-8601
-codecs live here, not in :mod:`tiercel.flows.inputs`, because the models need them to validate bounds and
-the resolution code imports the models (never the other way round).
+parsers live here, not in :mod:`tiercel.flows.inputs`, because the models need them to validate bounds and
+the resolution code imports the models (never the other way round). The printers (``format_*``,
+``java_time_str``) come from :mod:`tiercel.java_format`, shared with the template engine, and are
+re-exported here for the callers that know them by this module.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BeforeValidator, Field, PlainSerializer, field_validator, model_validator
 
+from tiercel.java_format import format_duration, format_instant, format_local_time, java_time_str
 from tiercel.model.base import Model
 
 __all__ = [
@@ -85,7 +89,7 @@ ID_PATTERN = r"^[a-zA-Z0-9][.a-zA-Z0-9_-]*$"
 
 
 # --------------------------------------------------------------------------------------------------------
-# ISO-8601 codecs with java.time semantics (Instant, LocalDate, LocalTime, Duration)
+# ISO-8601 parsers with java.time semantics (Instant, LocalDate, LocalTime, Duration)
 # --------------------------------------------------------------------------------------------------------
 
 _FRACTION = re.compile(r"(\.\d{1,6})\d*")
@@ -105,28 +109,6 @@ def parse_instant(text: str) -> datetime:
     if parsed.tzinfo is None:
         raise ValueError(f"`{text}` has no time zone")
     return parsed.astimezone(UTC)
-
-
-def _fraction_groups_of_three(micros: int) -> str:
-    """``.SSS`` or ``.SSSSSS`` as java.time prints fractions (in groups of three digits, none when zero)."""
-    if micros == 0:
-        return ""
-    if micros % 1000 == 0:
-        return f".{micros // 1000:03d}"
-    return f".{micros:06d}"
-
-
-def format_instant(value: datetime) -> str:
-    """Print like ``Instant.toString()``: UTC, ``Z`` suffix, seconds always, fraction in groups of three.
-
-    A naive ``datetime`` is taken as UTC (that is what YAML timestamps without a zone mean).
-    """
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T"
-        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
-        f"{_fraction_groups_of_three(value.microsecond)}Z"
-    )
 
 
 _DATE = re.compile(r"[+-]?\d{4,}-\d{2}-\d{2}")
@@ -154,28 +136,6 @@ def parse_local_time(text: str) -> time:
         return time(int(hour), int(minute), int(second or 0), micros)
     except ValueError:
         raise ValueError(f"`{text}` is not an ISO-8601 time") from None
-
-
-def format_local_time(value: time) -> str:
-    """Print like Jackson's ``ISO_LOCAL_TIME``: seconds always, fraction without trailing zeros.
-
-    This is how Kestra stores a TIME input in an execution (``18:27:49``).
-    """
-    text = f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
-    if value.microsecond:
-        text += "." + f"{value.microsecond:06d}".rstrip("0")
-    return text
-
-
-def java_time_str(value: time) -> str:
-    """Print like ``LocalTime.toString()``: seconds omitted when zero (``01:00``).
-
-    Only used in error messages, where Kestra prints the bound with ``toString()``.
-    """
-    text = f"{value.hour:02d}:{value.minute:02d}"
-    if value.second or value.microsecond:
-        text += f":{value.second:02d}{_fraction_groups_of_three(value.microsecond)}"
-    return text
 
 
 _DURATION = re.compile(
@@ -210,32 +170,6 @@ def parse_duration(text: str) -> timedelta:
         total = -total
     micros = int((total * 1_000_000).to_integral_value(rounding="ROUND_DOWN"))
     return timedelta(microseconds=micros)
-
-
-def format_duration(value: timedelta) -> str:
-    """Print like ``java.time.Duration.toString()``: hours/minutes/seconds only (``P1D`` → ``PT24H``).
-
-    Negative durations repeat the sign on every part (``PT-1H-30M``), as Java does.
-    """
-    total = value // timedelta(microseconds=1)
-    if total == 0:
-        return "PT0S"
-    sign = "-" if total < 0 else ""
-    total = abs(total)
-    hours, rest = divmod(total, 3_600_000_000)
-    minutes, rest = divmod(rest, 60_000_000)
-    seconds, micros = divmod(rest, 1_000_000)
-    text = "PT"
-    if hours:
-        text += f"{sign}{hours}H"
-    if minutes:
-        text += f"{sign}{minutes}M"
-    if seconds or micros:
-        text += f"{sign}{seconds}"
-        if micros:
-            text += "." + f"{micros:06d}".rstrip("0")
-        text += "S"
-    return text
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -415,36 +349,38 @@ def _read_braced(pattern: str, start: int) -> tuple[str, int]:
 # --------------------------------------------------------------------------------------------------------
 
 
-def _instant_before(value: Any) -> Any:
-    if isinstance(value, str):
-        return parse_instant(value)
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    raise ValueError(f"`{value}` is not an ISO-8601 instant")
+def _lenient(
+    parse: Callable[[str], Any],
+    what: str,
+    accepted: type | tuple[type, ...],
+    refused: type | tuple[type, ...] = (),
+    normalise: Callable[[Any], Any] | None = None,
+) -> Callable[[Any], Any]:
+    """A ``BeforeValidator`` for a temporal bound: text is parsed the Java way, a YAML-native value of the
+    ``accepted`` type is kept (``normalise``-d), anything else is refused with Kestra's wording.
+
+    One factory for the four bound types, so they cannot drift apart in what they accept.
+    """
+
+    def before(value: Any) -> Any:
+        if isinstance(value, str):
+            return parse(value)
+        if isinstance(value, accepted) and not isinstance(value, refused):
+            return value if normalise is None else normalise(value)
+        raise ValueError(f"`{value}` is not an ISO-8601 {what}")
+
+    return before
 
 
-def _date_before(value: Any) -> Any:
-    if isinstance(value, str):
-        return parse_local_date(value)
-    if isinstance(value, date) and not isinstance(value, datetime):
-        return value
-    raise ValueError(f"`{value}` is not an ISO-8601 date")
+def _as_utc(value: datetime) -> datetime:
+    """A YAML timestamp without a zone is UTC; an aware one is moved to UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _time_before(value: Any) -> Any:
-    if isinstance(value, str):
-        return parse_local_time(value)
-    if isinstance(value, time):
-        return value
-    raise ValueError(f"`{value}` is not an ISO-8601 time")
-
-
-def _duration_before(value: Any) -> Any:
-    if isinstance(value, str):
-        return parse_duration(value)
-    if isinstance(value, timedelta):
-        return value
-    raise ValueError(f"`{value}` is not an ISO-8601 duration")
+_instant_before = _lenient(parse_instant, "instant", datetime, normalise=_as_utc)
+_date_before = _lenient(parse_local_date, "date", date, refused=datetime)  # a datetime is no date bound
+_time_before = _lenient(parse_local_time, "time", time)
+_duration_before = _lenient(parse_duration, "duration", timedelta)
 
 
 def _scalar_to_str(value: Any) -> Any:
@@ -561,27 +497,29 @@ class EnumInput(BaseInput):
     values: list[ChoiceValue] = Field(min_length=1)
 
 
-class SelectInput(BaseInput):
-    type: Literal["SELECT"] = "SELECT"
+class _Choices(BaseInput):
+    """Shared by SELECT and MULTISELECT: the allowed values, listed or computed by an expression."""
+
     values: list[ChoiceValue] | None = None
     expression: str | None = None
     allow_custom_value: bool = False
-    is_radio: bool = False
 
     @model_validator(mode="after")
-    def _has_choices(self) -> SelectInput:
+    def _has_choices(self) -> Self:
         if self.values is None and self.expression is None:
-            raise ValueError("a SELECT input needs `values` or `expression`")
+            raise ValueError(f"a {self.type} input needs `values` or `expression`")
         return self
 
 
-class MultiselectInput(BaseInput):
+class SelectInput(_Choices):
+    type: Literal["SELECT"] = "SELECT"
+    is_radio: bool = False
+
+
+class MultiselectInput(_Choices):
     """``options`` is the deprecated name of ``values``; defining both is an error, as in Kestra."""
 
     type: Literal["MULTISELECT"] = "MULTISELECT"
-    values: list[ChoiceValue] | None = None
-    expression: str | None = None
-    allow_custom_value: bool = False
     item_type: ItemType = "STRING"
 
     @model_validator(mode="before")
@@ -594,12 +532,6 @@ class MultiselectInput(BaseInput):
                 raise ValueError("you can't define both `values` and `options`")
             data["values"] = options
         return data
-
-    @model_validator(mode="after")
-    def _has_choices(self) -> MultiselectInput:
-        if self.values is None and self.expression is None:
-            raise ValueError("a MULTISELECT input needs `values` or `expression`")
-        return self
 
 
 class IntInput(BaseInput):

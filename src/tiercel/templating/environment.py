@@ -84,16 +84,7 @@ class _RenderError(TemplateError):
 
 def _resolve(obj: Any, key: Any) -> Any:
     """Pebble attribute/item lookup restricted to data."""
-    if type(obj) is dict:
-        try:
-            return obj[key]
-        except KeyError:
-            if type(key) is int and str(key) in obj:
-                return obj[str(key)]
-        except TypeError:
-            pass
-        return PebbleUndefined(obj=obj, name=key)
-    if isinstance(obj, Mapping):
+    if type(obj) is dict or isinstance(obj, Mapping):  # the exact-type test spares dicts the ABC check
         try:
             return obj[key]
         except KeyError:

@@ -4,20 +4,23 @@ Kestra renders with Pebble on the JVM, so what users see is Java's ``toString`` 
 that maps and lists go through Jackson (Kestra's ``JsonWriter``). Flows and their tests depend on
 those exact strings (``true`` not ``True``, ``1.0`` not ``1``, ``{"a":1}`` with no spaces,
 ``2024-12-20T17:12:37.123Z`` for an instant), so the printing rules live here in one place and are
-shared by the ``{{ }}`` output, string concatenation and the JSON filters.
+shared by the ``{{ }}`` output, string concatenation and the JSON filters. The scalar printers
+(``Double``, java.time) are :mod:`tiercel.java_format`'s, which the flow model uses too; they are
+re-exported here under their templating names.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from collections.abc import Mapping, Set
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from jinja2 import Undefined
+
+from tiercel.java_format import format_duration as java_duration
+from tiercel.java_format import java_double, java_temporal
 
 __all__ = [
     "Entry",
@@ -102,96 +105,6 @@ def java_text(value: Any) -> str:
     if isinstance(value, (Mapping, list, tuple, Set)):
         return to_json(value)
     return str(value)
-
-
-def java_double(value: float) -> str:
-    """``Double.toString``: ``1.0``, ``0.001``, ``1.0E7``, ``1.234E-5``, ``NaN``, ``Infinity``."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    if value == 0:
-        return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
-    magnitude = abs(value)
-    if 1e-3 <= magnitude < 1e7:
-        text = repr(value)
-        if "e" in text or "E" in text:  # pragma: no cover - repr never uses exponents in this range
-            text = format(Decimal(text), "f")
-        return text if "." in text else text + ".0"
-    sign, digits, exponent = Decimal(repr(value)).as_tuple()
-    figures = "".join(map(str, digits)).rstrip("0") or "0"
-    power = len(digits) + int(exponent) - 1
-    mantissa = figures[0] + "." + (figures[1:] or "0")
-    return ("-" if sign else "") + f"{mantissa}E{power}"
-
-
-def _fraction(micros: int, grouped: bool) -> str:
-    """Java prints nanos in groups of three digits and drops a zero fraction entirely."""
-    if not micros:
-        return ""
-    if grouped and micros % 1000 == 0:
-        return f".{micros // 1000:03d}"
-    return f".{micros:06d}"
-
-
-def _local_time(value: dt.time | dt.datetime, always_seconds: bool) -> str:
-    text = f"{value.hour:02d}:{value.minute:02d}"
-    if always_seconds or value.second or value.microsecond:
-        text += f":{value.second:02d}{_fraction(value.microsecond, True)}"
-    return text
-
-
-def _offset(delta: dt.timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds == 0:
-        return "Z"
-    sign = "-" if seconds < 0 else "+"
-    hours, rest = divmod(abs(seconds), 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{sign}{hours:02d}:{minutes:02d}" + (f":{secs:02d}" if secs else "")
-
-
-def java_temporal(value: dt.datetime | dt.date | dt.time) -> str:
-    """``toString`` of the java.time type each Python value stands for.
-
-    An aware datetime at offset zero is an ``Instant`` (always with seconds, ``Z``); another offset
-    is an ``OffsetDateTime``/``ZonedDateTime``; a naive one a ``LocalDateTime``.
-    """
-    if isinstance(value, dt.datetime):
-        date_part = value.date().isoformat()
-        offset = value.utcoffset()
-        if offset is None:
-            return f"{date_part}T{_local_time(value, False)}"
-        if not offset:
-            return f"{date_part}T{_local_time(value, True)}Z"
-        zone = f"[{value.tzinfo.key}]" if isinstance(value.tzinfo, ZoneInfo) else ""
-        return f"{date_part}T{_local_time(value, False)}{_offset(offset)}{zone}"
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    text = _local_time(value, False)
-    offset = value.utcoffset()
-    return text if offset is None else text + _offset(offset)
-
-
-def java_duration(value: dt.timedelta) -> str:
-    """``Duration.toString``: ``PT5M6S``, ``PT0S``, ``PT-1.5S``, ``PT36H``."""
-    total = value.days * 86_400_000_000 + value.seconds * 1_000_000 + value.microseconds
-    if total == 0:
-        return "PT0S"
-    sign = "-" if total < 0 else ""
-    total = abs(total)
-    hours, rest = divmod(total, 3_600_000_000)
-    minutes, rest = divmod(rest, 60_000_000)
-    seconds, micros = divmod(rest, 1_000_000)
-    text = "PT"
-    if hours:
-        text += f"{sign}{hours}H"
-    if minutes:
-        text += f"{sign}{minutes}M"
-    if seconds or micros:
-        fraction = f".{micros:06d}".rstrip("0") if micros else ""
-        text += f"{sign}{seconds}{fraction}S"
-    return text
 
 
 def _json_default(value: Any) -> Any:

@@ -7,6 +7,7 @@ Like Kestra, the task expands into three children: ``<id>_split`` (a worker spli
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -28,9 +29,9 @@ from tiercel.plugins.base import (
     SubflowRequest,
     Task,
 )
+from tiercel.plugins.core.flow.subflow import SubflowProperties
 from tiercel.plugins.core.storage import Split
 
-_TRANSMITTED = (StateType.FAILED, StateType.KILLED, StateType.WARNING, StateType.PAUSED, StateType.CANCELLED)
 _ORDER = (StateType.KILLED, StateType.FAILED, StateType.WARNING, StateType.PAUSED, StateType.CANCELLED)
 
 
@@ -50,17 +51,9 @@ class ForEachItemSplit(Split):
         return {"splits": uris, "numberOfBatches": len(uris)}
 
 
-class ForEachItemExecutable(ExecutableTask):
+class ForEachItemExecutable(SubflowProperties, ExecutableTask):
     type: Literal["io.kestra.plugin.core.flow.ForEachItem$ForEachItemExecutable"]
     split_task_id: str
-    namespace: str
-    flow_id: str
-    revision: int | None = None
-    inputs: dict[str, Any] | None = None
-    labels: Any = None
-    wait: bool = True
-    transmit_failed: bool = True
-    inherit_labels: bool = False
 
     def subflow_requests(self, ctx: FlowableContext) -> list[SubflowRequest]:
         split = next(
@@ -77,26 +70,15 @@ class ForEachItemExecutable(ExecutableTask):
             if self.wait:
                 counts = {"CREATED": len(splits), **counts}
             ctx.set_outputs({"numberOfBatches": len(splits), "iterations": counts})
-        namespace, flow_id = str(ctx.render(self.namespace)), str(ctx.render(self.flow_id))
+        target = str(ctx.render(self.namespace)), str(ctx.render(self.flow_id))
         requests = []
         from tiercel.templating import render_value
 
         for index, uri in enumerate(splits):
             variables = dict(ctx.variables())  # type: ignore[attr-defined]
             variables["taskrun"] = {**variables["taskrun"], "items": uri, "iteration": index}
-            labels = _labels(self.labels, lambda v, vs=variables: render_value(v, vs))
-            requests.append(
-                SubflowRequest(
-                    namespace=namespace,
-                    flow_id=flow_id,
-                    revision=self.revision,
-                    inputs=render_value(self.inputs or {}, variables),
-                    labels=labels,
-                    wait=self.wait,
-                    transmit_failed=self.transmit_failed,
-                    inherit_labels=self.inherit_labels,
-                )
-            )
+            render = functools.partial(render_value, variables=variables)
+            requests.append(self.subflow_request(*target, render))
         return requests
 
     def child_created(self, ctx: FlowableContext, child_id: str) -> tuple[StateType | None, dict[str, Any]]:
@@ -151,18 +133,10 @@ class ForEachItemMerge(RunnableTask):
         return {"subflowOutputs": await ctx.put_bytes(data, "outputs.jsonl")}
 
 
-class ForEachItem(FlowableTask):
+class ForEachItem(SubflowProperties, FlowableTask):
     type: Literal["io.kestra.plugin.core.flow.ForEachItem", "io.kestra.core.tasks.flows.ForEachItem"]
     items: str
     batch: Batch = Field(default_factory=lambda: Batch(rows=1))
-    namespace: str
-    flow_id: str
-    revision: int | None = None
-    inputs: dict[str, Any] | None = None
-    labels: Any = None
-    wait: bool = True
-    transmit_failed: bool = True
-    inherit_labels: bool = False
     schedule_date: datetime | str | None = None
     errors: list[Any] | None = None
 
@@ -186,14 +160,7 @@ class ForEachItem(FlowableTask):
                 id=f"{self.id}_items",
                 type="io.kestra.plugin.core.flow.ForEachItem$ForEachItemExecutable",
                 split_task_id=split.id,
-                namespace=self.namespace,
-                flow_id=self.flow_id,
-                revision=self.revision,
-                inputs=self.inputs,
-                labels=self.labels,
-                wait=self.wait,
-                transmit_failed=self.transmit_failed,
-                inherit_labels=self.inherit_labels,
+                **self.subflow_properties(),
             )
             merge = ForEachItemMerge(
                 id=f"{self.id}_merge",
@@ -222,13 +189,6 @@ class ForEachItem(FlowableTask):
         if merge is not None and merge.outputs.get("subflowOutputs"):
             out["uri"] = merge.outputs["subflowOutputs"]
         return out
-
-
-def _labels(raw: Any, render: Any) -> dict[str, str]:
-    if not raw:
-        return {}
-    items = raw.items() if isinstance(raw, Mapping) else ((i["key"], i["value"]) for i in raw)
-    return {str(k): str(render(v)) for k, v in items}
 
 
 PLUGINS = [ForEachItem, ForEachItemSplit, ForEachItemExecutable, ForEachItemMerge]

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
+from tiercel.model.base import Model
 from tiercel.model.state import StateType
 from tiercel.plugins.base import ExecutableTask, FlowableContext, SubflowRequest
 
 _TRANSMITTED = (StateType.FAILED, StateType.KILLED, StateType.WARNING, StateType.PAUSED, StateType.CANCELLED)
 
 
-class Subflow(ExecutableTask):
-    type: Literal[
-        "io.kestra.plugin.core.flow.Subflow",
-        "io.kestra.core.tasks.flows.Subflow",
-        "io.kestra.core.tasks.flows.Flow",
-        "io.kestra.plugin.core.flow.Flow",
-    ]
+def render_labels(raw: Any, render: Callable[[Any], Any]) -> dict[str, str]:
+    """The child execution's labels: ``raw`` is a map or Kestra's ``[{key, value}]`` list; values are
+    rendered (keys are not) and both become strings, as Kestra's ``Label`` holds text."""
+    if not raw:
+        return {}
+    items = raw.items() if isinstance(raw, Mapping) else ((i["key"], i["value"]) for i in raw)
+    return {str(key): str(render(value)) for key, value in items}
+
+
+class SubflowProperties(Model):
+    """What to start and how to follow it: the properties Subflow and ForEachItem share with Kestra.
+
+    One declaration so the two tasks (and ForEachItem's synthetic executable child) accept the same
+    YAML and build their ``SubflowRequest`` the same way.
+    """
+
     namespace: str
     flow_id: str
     revision: int | None = None
@@ -27,27 +37,42 @@ class Subflow(ExecutableTask):
     wait: bool = True
     transmit_failed: bool = True
     inherit_labels: bool = False
+
+    def subflow_properties(self) -> dict[str, Any]:
+        """These properties as keyword arguments, to hand them on to another task unchanged."""
+        return {name: getattr(self, name) for name in SubflowProperties.model_fields}
+
+    def subflow_request(self, namespace: str, flow_id: str, render: Callable[[Any], Any]) -> SubflowRequest:
+        """A request to start ``namespace.flow_id``, ``render`` evaluating the inputs and label values.
+
+        The caller renders the target and picks the variables: ForEachItem renders once per batch.
+        """
+        labels = render_labels(self.labels, render)  # before the inputs, as both tasks always did
+        return SubflowRequest(
+            namespace=namespace,
+            flow_id=flow_id,
+            revision=self.revision,
+            inputs=render(self.inputs or {}),
+            labels=labels,
+            wait=self.wait,
+            transmit_failed=self.transmit_failed,
+            inherit_labels=self.inherit_labels,
+        )
+
+
+class Subflow(SubflowProperties, ExecutableTask):
+    type: Literal[
+        "io.kestra.plugin.core.flow.Subflow",
+        "io.kestra.core.tasks.flows.Subflow",
+        "io.kestra.core.tasks.flows.Flow",
+        "io.kestra.plugin.core.flow.Flow",
+    ]
     schedule_date: datetime | str | None = None
     outputs: dict[str, Any] | None = None
 
     def subflow_requests(self, ctx: FlowableContext) -> list[SubflowRequest]:
-        labels: dict[str, str] = {}
-        raw = self.labels or {}
-        items = raw.items() if isinstance(raw, Mapping) else ((i["key"], i["value"]) for i in raw)
-        for key, value in items:
-            labels[str(key)] = str(ctx.render(value))
-        return [
-            SubflowRequest(
-                namespace=str(ctx.render(self.namespace)),
-                flow_id=str(ctx.render(self.flow_id)),
-                revision=self.revision,
-                inputs=ctx.render(self.inputs or {}),
-                labels=labels,
-                wait=self.wait,
-                transmit_failed=self.transmit_failed,
-                inherit_labels=self.inherit_labels,
-            )
-        ]
+        target = str(ctx.render(self.namespace)), str(ctx.render(self.flow_id))
+        return [self.subflow_request(*target, ctx.render)]
 
     def child_created(self, ctx: FlowableContext, child_id: str) -> tuple[StateType | None, dict[str, Any]]:
         outputs = {**ctx.task_run.outputs, "executionId": child_id}
