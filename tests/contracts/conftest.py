@@ -19,7 +19,10 @@ Abilities that only some backends have are declared by ``supports_*`` attributes
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Mapping
 
 import pytest
@@ -28,8 +31,8 @@ from tiercel.model.base import Record
 from tiercel.queue.base import Queue
 from tiercel.repository.base import Repositories
 
-QUEUE_BACKENDS = ["memory"]
-REPOSITORY_BACKENDS = ["memory"]
+QUEUE_BACKENDS = ["memory", "sqlite", "postgres"]
+REPOSITORY_BACKENDS = ["memory", "sqlite", "postgres"]
 
 
 def require_server(name: str, reachable: bool) -> None:
@@ -47,6 +50,22 @@ class QueueBackend:
     def __init__(self, name: str) -> None:
         self.name = name
         self._opened: list[Queue] = []
+        self._storage = contextlib.ExitStack()
+        self._url: str | None = None
+
+    def _storage_url(self) -> str:
+        """This test's database, created on first use (a temporary file, a fresh PostgreSQL database)."""
+        if self._url is None:
+            if self.name == "sqlite":
+                directory = tempfile.mkdtemp(prefix="tiercel-queue-")
+                self._storage.callback(shutil.rmtree, directory, ignore_errors=True)
+                self._url = f"sqlite:///{directory}/queue.db"
+            else:
+                from tests.support import postgres
+
+                require_server("postgres", postgres.reachable())
+                self._url = self._storage.enter_context(postgres.fresh_database())
+        return self._url
 
     async def open(self, topics: Mapping[str, type[Record]] | None = None) -> Queue:
         """A queue carrying ``topics`` (default: the engine's), over this test's storage."""
@@ -55,14 +74,27 @@ class QueueBackend:
             from tiercel.queue.memory import MemoryQueue
 
             queue = MemoryQueue(topics)
+        elif self.name == "sqlite":
+            from tiercel.queue.sqlite import SQLiteQueue
+
+            queue = SQLiteQueue(self._storage_url(), topics)
+            await queue.open()
+        elif self.name == "postgres":
+            from tiercel.queue.postgres import PostgresQueue
+
+            queue = PostgresQueue(self._storage_url(), topics)
+            await queue.open()
         else:
             raise AssertionError(f"no queue backend named {self.name!r}")
         self._opened.append(queue)
         return queue
 
     async def aclose(self) -> None:
-        for queue in reversed(self._opened):
-            await queue.close()
+        try:
+            for queue in reversed(self._opened):
+                await queue.close()
+        finally:
+            self._storage.close()
 
 
 @pytest.fixture(params=QUEUE_BACKENDS)
@@ -74,18 +106,75 @@ async def queue_backend(request: pytest.FixtureRequest) -> AsyncIterator[QueueBa
         await backend.aclose()
 
 
-async def _open_repositories(name: str) -> Repositories:
-    if name == "memory":
-        from tiercel.repository.memory import MemoryRepositories
+class RepositoryBackend:
+    """Opens repositories of one backend over one test's storage and closes them all at the end.
 
-        return MemoryRepositories()
-    raise AssertionError(f"no repository backend named {name!r}")
+    Each ``open()`` returns another instance over the same storage (a second engine on the same
+    file or database), which is how the lock tests contend across instances; the memory backend's
+    storage *is* its instance, so it returns that one again.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._opened: list[Repositories] = []
+        self._storage = contextlib.ExitStack()
+        self._url: str | None = None
+
+    def _storage_url(self) -> str:
+        """This test's database, created on first use (a temporary file, a fresh PostgreSQL database)."""
+        if self._url is None:
+            if self.name == "sqlite":
+                directory = tempfile.mkdtemp(prefix="tiercel-repository-")
+                self._storage.callback(shutil.rmtree, directory, ignore_errors=True)
+                self._url = f"sqlite:///{directory}/tiercel.db"
+            else:
+                from tests.support import postgres
+
+                require_server("postgres", postgres.reachable())
+                self._url = self._storage.enter_context(postgres.fresh_database())
+        return self._url
+
+    async def open(self) -> Repositories:
+        repos: Repositories
+        if self.name == "memory":
+            if self._opened:
+                return self._opened[0]
+            from tiercel.repository.memory import MemoryRepositories
+
+            repos = MemoryRepositories()
+        elif self.name == "sqlite":
+            from tiercel.repository.sqlite import SqliteRepositories
+
+            repos = SqliteRepositories(self._storage_url())
+        elif self.name == "postgres":
+            from tiercel.repository.postgres import PostgresRepositories
+
+            repos = PostgresRepositories(self._storage_url())
+        else:
+            raise AssertionError(f"no repository backend named {self.name!r}")
+        self._opened.append(repos)
+        opener = getattr(repos, "open", None)
+        if opener is not None:
+            await opener()
+        return repos
+
+    async def aclose(self) -> None:
+        try:
+            for repos in reversed(self._opened):
+                await repos.close()
+        finally:
+            self._storage.close()
 
 
 @pytest.fixture(params=REPOSITORY_BACKENDS)
-async def repositories(request: pytest.FixtureRequest) -> AsyncIterator[Repositories]:
-    repos = await _open_repositories(request.param)
+async def repository_backend(request: pytest.FixtureRequest) -> AsyncIterator[RepositoryBackend]:
+    backend = RepositoryBackend(request.param)
     try:
-        yield repos
+        yield backend
     finally:
-        await repos.close()
+        await backend.aclose()
+
+
+@pytest.fixture
+async def repositories(repository_backend: RepositoryBackend) -> Repositories:
+    return await repository_backend.open()

@@ -20,6 +20,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from pydantic import Field
@@ -27,6 +28,7 @@ from pydantic import Field
 from tiercel.model.base import Record
 from tiercel.model.execution import Execution, Label
 from tiercel.model.logs import LogEntry, MetricEntry
+from tiercel.model.messages import ExecutionDelay
 from tiercel.model.state import StateType
 from tiercel.model.task import LogLevel
 
@@ -350,6 +352,117 @@ class Repositories(Protocol):
     @property
     def triggers(self) -> TriggerRepository: ...
 
+    @property
+    def delays(self) -> DelayRepository: ...
+
+    @property
+    def services(self) -> ServiceRepository: ...
+
     async def close(self) -> None:
         """Release connections. Idempotent."""
         ...
+
+
+# -- executor timers ----------------------------------------------------------------------------
+
+
+class DelayRepository(Protocol):
+    """Timers the executor asked for (``ExecutionDelay``: resume a pause, retry a task later, …),
+    kept until fired so they survive a restart. One timer per ``(execution_id, kind, task_run_id)``.
+
+    Firing is at least once: whoever polls ``due`` fires a timer, then ``delete``s it; a crash in
+    between fires it again after the restart (the executor ignores a timer that no longer applies).
+    """
+
+    async def schedule(self, delay: ExecutionDelay) -> None:
+        """Insert the timer, or move the date of the one with the same key."""
+        ...
+
+    async def due(self, now: datetime, limit: int = 100) -> list[ExecutionDelay]:
+        """Up to ``limit`` timers dated at or before ``now``, earliest first (ties: execution id,
+        kind, task run id). They stay stored until deleted."""
+        ...
+
+    async def next_date(self) -> datetime | None:
+        """The date of the earliest timer, to sleep until then; ``None`` when there is none."""
+        ...
+
+    async def delete(self, delay: ExecutionDelay) -> bool:
+        """Remove the timer if it is still scheduled for ``delay.date``; ``False`` if it is gone or
+        was moved meanwhile (a moved timer must fire at its new date)."""
+        ...
+
+    async def delete_execution(self, execution_id: str) -> int:
+        """Remove every timer of the execution and return how many there were."""
+        ...
+
+
+# -- service instances (liveness) -----------------------------------------------------------------
+
+
+class ServiceState(StrEnum):
+    """Lifecycle of one server process (Kestra's ``Service.ServiceState`` names)."""
+
+    CREATED = "CREATED"
+    RUNNING = "RUNNING"
+    TERMINATING = "TERMINATING"
+    DISCONNECTED = "DISCONNECTED"
+    """Missed its heartbeats: declared dead by another process, its work handed to others."""
+    TERMINATED_GRACEFULLY = "TERMINATED_GRACEFULLY"
+    TERMINATED_FORCED = "TERMINATED_FORCED"
+    NOT_RUNNING = "NOT_RUNNING"
+    """Declared dead and cleaned up after."""
+
+
+LIVE_SERVICE_STATES: frozenset[ServiceState] = frozenset(
+    {ServiceState.CREATED, ServiceState.RUNNING, ServiceState.TERMINATING}
+)
+"""The states of a process that is expected to heartbeat."""
+
+
+class ServiceInstance(Record):
+    """One running server process (executor, worker, scheduler, webserver) and its last heartbeat."""
+
+    id: str
+    role: str
+    host: str
+    pid: int
+    state: ServiceState = ServiceState.RUNNING
+    started: datetime
+    last_heartbeat: datetime
+    info: dict[str, Any] = Field(default_factory=dict)
+    """Free-form details (version, worker threads, …); stored, not interpreted."""
+
+
+class ServiceRepository(Protocol):
+    async def register(self, instance: ServiceInstance) -> None:
+        """Insert or replace the instance with this id."""
+        ...
+
+    async def get(self, id: str) -> ServiceInstance | None: ...
+
+    async def heartbeat(self, id: str, now: datetime) -> ServiceInstance | None:
+        """Set ``last_heartbeat`` to ``now`` and return the instance as stored; its ``state`` tells a
+        process whether others declared it dead. The state is not changed. ``None`` if unknown."""
+        ...
+
+    async def list(
+        self, role: str | None = None, states: Collection[ServiceState] | None = None
+    ) -> Sequence[ServiceInstance]:
+        """Instances (of ``role``, in ``states``), oldest ``started`` first (ties: id)."""
+        ...
+
+    async def mark(
+        self, id: str, state: ServiceState, only_from: Collection[ServiceState] | None = None
+    ) -> bool:
+        """Set the state; with ``only_from``, only if the current state is one of those (so that of
+        two processes declaring the same worker dead, one wins). ``False`` if nothing changed."""
+        ...
+
+    async def stale(
+        self, older_than: datetime, states: Collection[ServiceState] = LIVE_SERVICE_STATES
+    ) -> Sequence[ServiceInstance]:
+        """Instances in ``states`` whose last heartbeat is before ``older_than``, oldest first."""
+        ...
+
+    async def delete(self, id: str) -> bool: ...

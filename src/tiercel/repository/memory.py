@@ -18,15 +18,19 @@ from pydantic import BaseModel
 from tiercel.errors import NotFoundError
 from tiercel.model.execution import Execution, Label, labels_from
 from tiercel.model.logs import LogEntry, MetricEntry
+from tiercel.model.messages import ExecutionDelay
 from tiercel.model.state import StateType
 from tiercel.model.task import LogLevel
 from tiercel.repository.base import (
     CONCURRENCY_STATES,
     EXECUTION_SORT_KEYS,
+    LIVE_SERVICE_STATES,
     ExecutionFilter,
     FlowRecord,
     LogFilter,
     Page,
+    ServiceInstance,
+    ServiceState,
     TriggerState,
     labels_match,
     namespace_matches,
@@ -424,6 +428,92 @@ class MemoryRepositories:
         self.logs = MemoryLogRepository()
         self.metrics = MemoryMetricRepository()
         self.triggers = MemoryTriggerRepository()
+        self.delays = MemoryDelayRepository()
+        self.services = MemoryServiceRepository()
 
     async def close(self) -> None:
         return None
+
+
+# -- executor timers and service instances ------------------------------------------------------
+
+
+def _delay_key(delay: ExecutionDelay) -> tuple[str, str, str]:
+    return (delay.execution_id, delay.kind, delay.task_run_id or "")
+
+
+class MemoryDelayRepository:
+    def __init__(self) -> None:
+        self._delays: dict[tuple[str, str, str], ExecutionDelay] = {}
+
+    async def schedule(self, delay: ExecutionDelay) -> None:
+        self._delays[_delay_key(delay)] = delay
+
+    def _sorted(self) -> builtins.list[ExecutionDelay]:
+        return sorted(self._delays.values(), key=lambda d: (d.date, *_delay_key(d)))
+
+    async def due(self, now: datetime, limit: int = 100) -> builtins.list[ExecutionDelay]:
+        return [d for d in self._sorted() if d.date <= now][:limit]
+
+    async def next_date(self) -> datetime | None:
+        return min((d.date for d in self._delays.values()), default=None)
+
+    async def delete(self, delay: ExecutionDelay) -> bool:
+        key = _delay_key(delay)
+        stored = self._delays.get(key)
+        if stored is None or stored.date != delay.date:
+            return False
+        del self._delays[key]
+        return True
+
+    async def delete_execution(self, execution_id: str) -> int:
+        keys = [key for key in self._delays if key[0] == execution_id]
+        for key in keys:
+            del self._delays[key]
+        return len(keys)
+
+
+class MemoryServiceRepository:
+    def __init__(self) -> None:
+        self._instances: dict[str, ServiceInstance] = {}
+
+    async def register(self, instance: ServiceInstance) -> None:
+        self._instances[instance.id] = instance
+
+    async def get(self, id: str) -> ServiceInstance | None:
+        return self._instances.get(id)
+
+    async def heartbeat(self, id: str, now: datetime) -> ServiceInstance | None:
+        instance = self._instances.get(id)
+        if instance is None:
+            return None
+        instance = self._instances[id] = instance.model_copy(update={"last_heartbeat": now})
+        return instance
+
+    async def list(
+        self, role: str | None = None, states: Collection[ServiceState] | None = None
+    ) -> Sequence[ServiceInstance]:
+        found = [
+            i
+            for i in self._instances.values()
+            if (role is None or i.role == role) and (states is None or i.state in states)
+        ]
+        return sorted(found, key=lambda i: (i.started, i.id))
+
+    async def mark(
+        self, id: str, state: ServiceState, only_from: Collection[ServiceState] | None = None
+    ) -> bool:
+        instance = self._instances.get(id)
+        if instance is None or (only_from is not None and instance.state not in only_from):
+            return False
+        self._instances[id] = instance.model_copy(update={"state": state})
+        return True
+
+    async def stale(
+        self, older_than: datetime, states: Collection[ServiceState] = LIVE_SERVICE_STATES
+    ) -> Sequence[ServiceInstance]:
+        found = [i for i in self._instances.values() if i.state in states and i.last_heartbeat < older_than]
+        return sorted(found, key=lambda i: (i.last_heartbeat, i.id))
+
+    async def delete(self, id: str) -> bool:
+        return self._instances.pop(id, None) is not None
