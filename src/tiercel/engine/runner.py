@@ -71,7 +71,9 @@ class LocalRunner:
             storage = LocalStorage(Path(data_dir) / "storage")
         self.storage = storage
         self.secrets = dict(secrets if secrets is not None else os.environ)
-        self.flows: dict[tuple[str, str], list[Flow]] = {}
+        self._parsed: dict[tuple[str, str, int], Flow] = {}
+        self._live: dict[tuple[str, str], Flow] = {}
+        self._live_loaded = False
         self.timers = MemoryTimers(self.clock, self._fire_timer)
         self.executor = Executor(
             self.queue,
@@ -247,22 +249,57 @@ class LocalRunner:
 
     # -- flows ---------------------------------------------------------------------------------
     async def deploy(self, flow: Flow | FlowWithSource) -> Flow:
+        """Save the flow as its next revision (the same source keeps its revision)."""
         source = flow.source if isinstance(flow, FlowWithSource) else None
         flow = flow.flow if isinstance(flow, FlowWithSource) else flow
-        revisions = self.flows.setdefault((flow.namespace, flow.id), [])
-        flow = flow.model_copy(update={"revision": len(revisions) + 1})
-        revisions.append(flow)
-        with contextlib.suppress(Exception):
-            await self.repos.flows.save(flow.namespace, flow.id, source or "", flow)
+        if source is None:
+            import yaml
+
+            source = yaml.safe_dump(
+                flow.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=False
+            )
+        revision = await self.repos.flows.save(flow.namespace, flow.id, source, flow)
+        flow = flow.model_copy(update={"revision": revision})
+        self._parsed[(flow.namespace, flow.id, revision)] = flow
+        self._live[(flow.namespace, flow.id)] = flow
         return flow
 
+    async def delete_flow(self, namespace: str, flow_id: str) -> int:
+        """A deletion is a new revision; executions of earlier revisions keep finding theirs."""
+        revision = await self.repos.flows.delete(namespace, flow_id)
+        self._live.pop((namespace, flow_id), None)
+        return revision
+
     async def get_flow(self, namespace: str, flow_id: str, revision: int | None = None) -> Flow | None:
-        revisions = self.flows.get((namespace, flow_id))
-        if not revisions:
+        """The live flow, or one exact revision (even of a since-deleted flow); None if absent."""
+        if revision is not None and (namespace, flow_id, revision) in self._parsed:
+            return self._parsed[(namespace, flow_id, revision)]
+        record = await self.repos.flows.get(namespace, flow_id, revision, allow_deleted=revision is not None)
+        if record is None or record.deleted:
             return None
-        if revision is None or revision > len(revisions) or revision < 1:
-            return revisions[-1]
-        return revisions[revision - 1]
+        key = (namespace, flow_id, record.revision)
+        if key not in self._parsed:
+            from tiercel.flows.validate import parse_flow
+
+            parsed = record.flow if isinstance(record.flow, Flow) else parse_flow(record.source).flow
+            self._parsed[key] = parsed.model_copy(update={"revision": record.revision})
+        return self._parsed[key]
+
+    async def live_flows(self) -> list[Flow]:
+        """Every live flow (latest revisions), for Flow triggers; loaded once, then kept current."""
+        if not self._live_loaded:
+            page = 1
+            while True:
+                found = await self.repos.flows.list(page=page, size=500)
+                for record in found.items:
+                    flow = await self.get_flow(record.namespace, record.id)
+                    if flow is not None:
+                        self._live[(flow.namespace, flow.id)] = flow
+                if page * 500 >= found.total:
+                    break
+                page += 1
+            self._live_loaded = True
+        return list(self._live.values())
 
     # -- flow triggers -------------------------------------------------------------------------
     async def _state_changed(self, execution: Execution, previous: Execution | None) -> None:
@@ -274,7 +311,7 @@ class LocalRunner:
         triggered = evaluate(
             execution,
             upstream_flow,
-            [revisions[-1] for revisions in self.flows.values() if revisions],
+            await self.live_flows(),
             self.clock.now(),
             self.condition_store,
             globals_=self.settings.globals,

@@ -79,20 +79,9 @@ async def _deploy(runner: LocalRunner, parsed: FlowWithSource) -> FlowRecord:
 
 
 async def forget_flow(runner: LocalRunner, namespace: str, flow_id: str) -> int:
-    """Record the deletion as a new revision and stop the engine from starting the flow.
-
-    ``LocalRunner`` has no delete yet: its own revision list gets a tombstone (deleted, disabled,
-    no triggers) so new executions, subflow calls and Flow triggers refuse it, while executions of
-    earlier revisions still find their flow.
-    """
-    revision = await runner.repos.flows.delete(namespace, flow_id)
-    revisions = runner.flows.get((namespace, flow_id))
-    if revisions and not revisions[-1].deleted:
-        tombstone = revisions[-1].model_copy(
-            update={"revision": len(revisions) + 1, "deleted": True, "disabled": True, "triggers": None}
-        )
-        revisions.append(tombstone)
-    return revision
+    """Record the deletion as a new revision: new executions, subflow calls and Flow triggers
+    refuse the flow, while executions of earlier revisions still find theirs."""
+    return await runner.delete_flow(namespace, flow_id)
 
 
 @router.post(
