@@ -8,6 +8,7 @@ is saved and the commands are published, so a crash replays them; ``decide()`` i
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
@@ -193,7 +194,11 @@ class Executor:
         elif isinstance(command, cmd.ScheduleTimer):
             if self.schedule_timer is None:
                 raise TiercelError("no timer service configured")
-            self.schedule_timer(command.execution_id, command.kind, command.date, command.task_run_id)
+            scheduled = self.schedule_timer(
+                command.execution_id, command.kind, command.date, command.task_run_id
+            )
+            if inspect.isawaitable(scheduled):
+                await scheduled
         elif isinstance(command, cmd.KillTasks):
             from tiercel.model.messages import ExecutionKilled
 

@@ -20,7 +20,7 @@ from tiercel.clock import Clock, SystemClock
 from tiercel.engine.decide import Settings
 from tiercel.engine.executions import new_execution
 from tiercel.engine.executor import EXECUTOR_TOPIC, Executor
-from tiercel.engine.timers import MemoryTimers
+from tiercel.engine.timers import MemoryTimers, RepositoryTimers
 from tiercel.engine.worker import TaskRunner
 from tiercel.errors import NotFoundError, TiercelError
 from tiercel.model.execution import Execution, ExecutionTrigger
@@ -74,7 +74,12 @@ class LocalRunner:
         self._parsed: dict[tuple[str, str, int], Flow] = {}
         self._live: dict[tuple[str, str], Flow] = {}
         self._live_loaded = False
-        self.timers = MemoryTimers(self.clock, self._fire_timer)
+        delays = getattr(self.repos, "delays", None)
+        self.timers: MemoryTimers | RepositoryTimers = (
+            RepositoryTimers(self.clock, self._fire_timer, delays)
+            if delays is not None
+            else MemoryTimers(self.clock, self._fire_timer)
+        )
         self.executor = Executor(
             self.queue,
             self.repos,

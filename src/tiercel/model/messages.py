@@ -77,7 +77,8 @@ class ExecutionDelay(Message):
     execution_id: str
     task_run_id: str | None = None
     date: datetime
-    kind: Literal["RESUME_FLOW", "RESTART_FAILED_TASK", "CONTINUE_FLOWABLE", "PAUSE_TIMEOUT", "RESUME_PAUSE"]
+    kind: str
+    """RESUME_FLOW, RESTART_FAILED_TASK, CONTINUE_FLOWABLE, PAUSE_TIMEOUT, RESUME_PAUSE or SLA:<id>."""
 
 
 class ExecutorEvent(Message):
