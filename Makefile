@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_WORKERS ?= auto
 
-.PHONY: setup run test bench lint format clean
+.PHONY: setup run demo test bench lint format clean
 
 $(UV):
 	python3 -m venv .tools
@@ -19,6 +19,9 @@ setup: $(VENV)/.synced
 
 run: setup
 	$(BIN)/tiercel flow validate examples/flows
+	$(BIN)/tiercel server local -f examples/flows
+
+demo: setup
 	@for f in examples/flows/*.yaml; do \
 		echo "== $$f"; \
 		$(BIN)/tiercel flow test "$$f" --flows examples/flows || exit 1; \

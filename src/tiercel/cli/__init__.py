@@ -9,6 +9,7 @@ import click
 
 _COMMANDS = {
     "flow": ("tiercel.cli.flow", "flow", "Validate and test flows."),
+    "server": ("tiercel.cli.server", "server", "Run the server (local, standalone)."),
 }
 
 

@@ -7,10 +7,11 @@ the flow nor the execution to run a task.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_serializer
 
 from tiercel.model.base import Record
 from tiercel.model.execution import TaskRun
@@ -18,6 +19,16 @@ from tiercel.model.logs import LogEntry, MetricEntry
 from tiercel.model.state import StateType
 
 SCHEMA_VERSION = 1
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return value
 
 
 class Message(Record):
@@ -39,6 +50,17 @@ class WorkerJob(Message):
     variables: dict[str, Any] = Field(default_factory=dict)
     masked: list[str] = Field(default_factory=list)
     """Values to mask in the task's logs (SECRET inputs)."""
+
+    @field_serializer("task")
+    def _task_as_json(self, task: Any) -> Any:
+        """In-process the task is the plugin object; on the wire it is its JSON document."""
+        dump = getattr(task, "model_dump", None)
+        return dump(mode="json", by_alias=True, exclude_none=True) if dump is not None else task
+
+    @field_serializer("variables")
+    def _plain_variables(self, variables: Mapping[str, Any]) -> Any:
+        """Lazy maps (``outputs``, ``tasks``) become plain JSON when the job leaves the process."""
+        return _plain(variables)
 
 
 class WorkerTaskResult(Message):
