@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import re
 import time
 import uuid
@@ -1083,6 +1084,22 @@ ENCRYPTION_KEY = "I6EGNzRESu3X3pKZidrqCGOHQFUFC0yK"
 NO_ENCRYPTION_CASES = {"inputs.yaml::secret-input-without-encryption-key"}
 
 
+BACKEND = os.environ.get("TIERCEL_CONFORMANCE_BACKEND", "memory")
+"""Queue + repository family the cases run on: ``memory`` (default), ``sqlite`` or ``postgres``."""
+
+
+async def _backends(tmp_path: Path) -> tuple[Any, Any]:
+    if BACKEND == "memory":
+        return None, None
+    if BACKEND == "sqlite":
+        from tiercel.queue.sqlite import SQLiteQueue
+        from tiercel.repository.sqlite import SqliteRepositories
+
+        url = f"sqlite:///{tmp_path / 'tiercel.db'}"
+        return SQLiteQueue(url), SqliteRepositories(url)
+    raise AssertionError(f"unknown TIERCEL_CONFORMANCE_BACKEND {BACKEND!r}")
+
+
 async def run_case(case: Case, tmp_path: Path) -> list[str]:
     fn = SCENARIOS.get(case.id)
     if fn is None:
@@ -1091,9 +1108,12 @@ async def run_case(case: Case, tmp_path: Path) -> list[str]:
         fn = run_generic
     # Kestra's tests run with an encryption key configured, except NoEncryptionConfiguredTest.
     key = None if case.id in NO_ENCRYPTION_CASES else ENCRYPTION_KEY
+    queue, repositories = await _backends(tmp_path)
     runner = LocalRunner(
         secrets=environment_secrets(),
         settings=Settings(globals=environment_globals(), envs=environment_envs(), encryption_key=key),
+        queue=queue,
+        repositories=repositories,
     )
     async with runner:
         harness = Harness(runner, case, tmp_path)
