@@ -10,8 +10,9 @@
   only costs latency.
 * Time is the server's (``now()``), never the client's, so leases hold across machines.
 * Publishing commits synchronously (unless ``durable_publish=False``); claims, acks, nacks and
-  lease renewals set ``synchronous_commit = off`` for their own transaction. Losing one of those in a server crash
-  only means a redelivery, which at-least-once allows, and it saves a WAL flush per statement.
+  lease renewals set ``synchronous_commit = off`` for their own transaction. Losing one of those
+  in a server crash only means a redelivery, which at-least-once allows, and it saves a WAL flush
+  per statement.
 * Broadcast subscribers read in ``(transaction id, id)`` order and only below the oldest running
   transaction, so a message whose transaction commits after a later one is still seen. A writing
   transaction that stays open (an ``idle in transaction`` session) holds broadcast back meanwhile.
@@ -28,6 +29,11 @@ import secrets
 from collections.abc import Mapping
 from typing import Any, LiteralString
 
+# Without the 'postgres' extra these raise ImportError, which the server's wiring turns into
+# "queue.type=postgres needs the 'postgres' extra".
+import psycopg
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import make_url
 
 from tiercel.errors import ConfigError
@@ -43,15 +49,6 @@ from tiercel.queue.sql_base import (
     stop_tasks,
 )
 from tiercel.queue.sql_schema import ddl
-
-try:
-    import psycopg
-    from psycopg import sql
-    from psycopg_pool import AsyncConnectionPool
-except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ConfigError(
-        "the postgres queue needs the 'postgres' extra: pip install 'tiercel[postgres]'"
-    ) from exc
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""What the SQL queues share: subscriptions, leases, wake-ups and batching; the dialects supply SQL.
+"""``SQLQueue``, what the SQL queues share: leases, batching, background work; dialects supply SQL.
 
 A competing delivery is a row of ``tiercel_queue_deliveries`` (see ``sql_schema``). Claiming it
 writes the subscription's token and ``visible_at = now + lease`` in one statement; while the
@@ -20,7 +20,8 @@ pending acknowledgements.
 
 Receivers wait on an in-process wake-up per topic (publish, nack, close and ordered acks in this
 process wake it at once; PostgreSQL's LISTEN adds wake-ups from other processes) and poll every
-``poll_interval`` seconds as a fallback, so a lost wake-up costs latency, never a message.
+``poll_interval`` seconds as a fallback, so a lost wake-up costs latency, never a message. The
+subscriptions and wake-ups are in ``sql_subscription``.
 """
 
 from __future__ import annotations
@@ -29,31 +30,38 @@ import asyncio
 import contextlib
 import logging
 import re
-import secrets
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
 from tiercel.errors import ConfigError
 from tiercel.model.base import Record
-from tiercel.queue.base import (
-    DEFAULT_TOPICS,
-    Delivery,
-    QueueClosed,
-    QueueError,
-    SubscriptionBase,
-    check_message,
+from tiercel.queue.base import DEFAULT_TOPICS, QueueClosed, QueueError, check_message
+from tiercel.queue.sql_subscription import (
+    BroadcastSubscription,
+    ClaimedRow,
+    GroupSubscription,
+    Position,
+    Waker,
+    first_line,
 )
+
+__all__ = [
+    "AckItem",
+    "ClaimedRow",
+    "NewMessage",
+    "Position",
+    "SQLQueue",
+    "first_line",
+    "redact",
+    "stop_tasks",
+]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-ClaimedRow = tuple[int, str | None, int, str]
-"""A claimed delivery: (delivery id, key, attempt, payload JSON)."""
-Position = tuple[int, int]
-"""Where a broadcast subscriber stands: (transaction id, message id); only the order matters."""
 AckItem = tuple[int, int, str]
 """(delivery id, attempt, subscription token)."""
 NewMessage = tuple[str, str | None, str]
@@ -63,54 +71,6 @@ NewMessage = tuple[str, str | None, str]
 def redact(url: str) -> str:
     """``url`` without its password, for messages and logs."""
     return re.sub(r"(//[^/:@]*):[^/@]*@", r"\1:***@", url)
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-class _Waker:
-    """Wake-ups of one topic.
-
-    A wake-up resolves every broadcast waiter but only as many waiters of each competing group as
-    there are new messages, so four idle consumers do not all query for one message. A woken
-    receiver always queries once; one that fills its batch wakes the next (there may be more), and
-    one that is cancelled or closed instead passes its wake-up on. ``gen`` counts wake-ups, so a
-    receiver notices one that came while it was querying.
-    """
-
-    __slots__ = ("broadcast", "gen", "groups")
-
-    def __init__(self) -> None:
-        self.gen = 0
-        self.broadcast: set[asyncio.Future[bool]] = set()
-        self.groups: dict[str, deque[asyncio.Future[bool]]] = {}
-
-    def wake(self, n: int | None = None) -> None:
-        """Wake every broadcast waiter and ``n`` waiters of each group (all of them if None)."""
-        self.gen += 1
-        waiters, self.broadcast = self.broadcast, set()
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(True)
-        for line in self.groups.values():
-            _wake_line(line, n)
-
-    def wake_group(self, group: str, n: int = 1) -> None:
-        self.gen += 1
-        line = self.groups.get(group)
-        if line:
-            _wake_line(line, n)
-
-
-def _wake_line(line: deque[asyncio.Future[bool]], n: int | None) -> None:
-    woken = 0
-    while line and (n is None or woken < n):
-        fut = line.popleft()
-        if not fut.done():
-            fut.set_result(True)
-            woken += 1
 
 
 async def stop_tasks(tasks: list[asyncio.Task[Any]]) -> None:
@@ -124,373 +84,6 @@ async def stop_tasks(tasks: list[asyncio.Task[Any]]) -> None:
             task.cancel()
         await asyncio.wait(pending, timeout=0.25)
     log.warning("queue background tasks did not stop", extra={"action": "queue.close"})
-
-
-def _expire(fut: asyncio.Future[bool]) -> None:
-    if not fut.done():
-        fut.set_result(False)
-
-
-def _woken(fut: asyncio.Future[bool]) -> bool:
-    return fut.done() and not fut.cancelled() and fut.result()
-
-
-class _Delivery:
-    __slots__ = ("_id", "_settled", "_sub", "attempt", "key", "message")
-
-    def __init__(self, sub: _GroupSubscription, row_id: int, message: Record, key: str | None, attempt: int):
-        self.message = message
-        self.key = key
-        self.attempt = attempt
-        self._id = row_id
-        self._sub = sub
-        self._settled = False
-
-    async def ack(self) -> None:
-        if not self._settled:
-            self._settled = True
-            self._sub._ack(self._id, self.attempt, self.key)
-
-    async def nack(self, delay: float | None = None) -> None:
-        if not self._settled:
-            self._settled = True
-            await self._sub._nack(self, delay)
-
-    def __repr__(self) -> str:
-        return f"<Delivery {type(self.message).__name__} key={self.key!r} attempt={self.attempt}>"
-
-
-class _BroadcastDelivery:
-    __slots__ = ("_settled", "_sub", "attempt", "key", "message")
-
-    def __init__(self, sub: _BroadcastSubscription, message: Record, key: str | None, attempt: int):
-        self.message = message
-        self.key = key
-        self.attempt = attempt
-        self._sub = sub
-        self._settled = False
-
-    async def ack(self) -> None:
-        self._settled = True
-
-    async def nack(self, delay: float | None = None) -> None:
-        if not self._settled:
-            self._settled = True
-            self._sub._redeliver(self, delay)
-
-
-class _Subscription(SubscriptionBase):
-    def __init__(self, queue: SQLQueue, topic: str) -> None:
-        super().__init__()
-        self._queue = queue
-        self._topic = topic
-        self._opened = False
-        self._closed = False
-        self._waiting: set[asyncio.Future[bool]] = set()
-
-    async def _wait(self, waker: _Waker, timeout: float, group: str | None = None) -> bool:
-        """Sleep until woken (True), or this subscription closes or ``timeout`` passes (False)."""
-        if timeout <= 0:
-            return False
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[bool] = loop.create_future()
-        line = None
-        if group is None:
-            waker.broadcast.add(fut)
-        else:
-            line = waker.groups.get(group)
-            if line is None:
-                line = waker.groups[group] = deque()
-            line.append(fut)
-        self._waiting.add(fut)
-        handle = loop.call_later(timeout, _expire, fut)
-        try:
-            await fut
-        except asyncio.CancelledError:
-            if group is not None and _woken(fut):
-                waker.wake_group(group)  # the wake-up was meant for a message: pass it on
-            raise
-        finally:
-            handle.cancel()
-            self._waiting.discard(fut)
-            if line is None:
-                waker.broadcast.discard(fut)
-            elif not _woken(fut):
-                with contextlib.suppress(ValueError):
-                    line.remove(fut)
-        return fut.result()
-
-    def _shutdown(self) -> None:
-        """Mark closed and wake our blocked receivers (they raise QueueClosed); no I/O."""
-        self._closed = True
-        self._iter_buffer.clear()
-        for fut in self._waiting:
-            if not fut.done():
-                fut.set_result(False)
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise QueueClosed("subscription is closed")
-
-
-class _GroupSubscription(_Subscription):
-    def __init__(self, queue: SQLQueue, topic: str, group: str, ordered: bool) -> None:
-        super().__init__(queue, topic)
-        self._group = group
-        self._ordered = ordered
-        self._token = secrets.token_hex(16)
-        self._in_flight: dict[int, int] = {}  # delivery id -> attempt, claimed and not settled
-        self._drained_at: int | None = None  # waker.gen when a claim last came back short
-        self._claims: set[asyncio.Task[list[ClaimedRow]]] = set()
-
-    async def open(self) -> None:
-        if self._opened:
-            return
-        self._check_open()
-        queue = self._queue
-        await queue._ensure_started()
-        stored = await queue._call("subscribe", queue._ensure_group, self._topic, self._group, self._ordered)
-        if stored != self._ordered:
-            raise QueueError(
-                f"group {self._group!r} of topic {self._topic!r} has ordered_by_key={stored}; "
-                f"every subscription of a group must agree"
-            )
-        self._check_open()
-        self._opened = True
-        queue._subs.add(self)
-        await queue._subscribed()
-
-    async def receive(self, max_messages: int = 100, timeout: float | None = None) -> list[Delivery]:
-        if max_messages < 1:
-            raise ValueError("max_messages must be at least 1")
-        await self.open()
-        queue = self._queue
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        waker = queue._waker(self._topic)
-        while True:
-            self._check_open()
-            gen = waker.gen
-            # Query unless our last query found the table drained and nothing woke us since
-            # (the poll below still queries every poll_interval).
-            if gen != self._drained_at or timeout == 0:
-                rows = await self._claim(max_messages)
-                self._check_open()
-                if len(rows) < max_messages:
-                    self._drained_at = gen
-                else:
-                    self._drained_at = None
-                    waker.wake_group(self._group)  # there may be more: let another consumer look
-                if rows:
-                    out = self._deliveries(rows)
-                    if out:
-                        return out
-                    continue
-            wait = queue.poll_interval
-            if deadline is not None:
-                wait = min(wait, deadline - loop.time())
-                if wait <= 0:
-                    return []
-            if waker.gen == gen:
-                if await self._wait(waker, wait, self._group):
-                    if self._closed:
-                        waker.wake_group(self._group)  # meant for a message: pass it on
-                else:
-                    self._drained_at = None  # a poll
-
-    async def _claim(self, n: int) -> list[ClaimedRow]:
-        """Claim up to ``n`` rows. A receive cancelled meanwhile gives them back (``_undo``)."""
-        task = asyncio.ensure_future(self._claim_now(n))
-        self._claims.add(task)
-        task.add_done_callback(self._claims.discard)
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            task.add_done_callback(self._undo)
-            raise
-
-    async def _claim_now(self, n: int) -> list[ClaimedRow]:
-        queue = self._queue
-        try:
-            rows = await queue._claim_rows(self._topic, self._group, self._ordered, self._token, n)
-        except queue._transient as exc:
-            log.warning(
-                "queue claim failed, retrying: %s",
-                first_line(exc),
-                extra={"action": "queue.claim", "topic": self._topic},
-            )
-            return []
-        for row_id, _key, attempt, _payload in rows:
-            self._in_flight[row_id] = attempt
-        return rows
-
-    def _undo(self, task: asyncio.Task[list[ClaimedRow]]) -> None:
-        if task.cancelled() or task.exception() is not None:
-            return
-        back = [(r[0], r[2]) for r in task.result() if self._in_flight.get(r[0]) == r[2]]
-        for row_id, _ in back:
-            del self._in_flight[row_id]
-        if back:
-            self._queue._spawn(self._queue._release(self._topic, self._token, back, None, undo=True))
-
-    def _deliveries(self, rows: list[ClaimedRow]) -> list[Delivery]:
-        decode = self._queue._types[self._topic].model_validate_json
-        out: list[Delivery] = []
-        for row_id, key, attempt, payload in rows:
-            try:
-                message = decode(payload)
-            except ValueError as exc:
-                # It can never be processed: drop it loudly rather than redeliver it forever.
-                log.error(
-                    "dropping undecodable message %d of topic %r: %s",
-                    row_id,
-                    self._topic,
-                    first_line(exc),
-                    extra={"action": "queue.drop", "topic": self._topic, "payload": payload[:500]},
-                )
-                self._ack(row_id, attempt, key)
-                continue
-            out.append(_Delivery(self, row_id, message, key, attempt))
-        return out
-
-    def _ack(self, row_id: int, attempt: int, key: str | None) -> None:
-        if self._closed or self._in_flight.get(row_id) != attempt:
-            return
-        del self._in_flight[row_id]
-        self._queue._acks.add((row_id, attempt, self._token), self._topic if self._ordered and key else None)
-
-    async def _nack(self, delivery: _Delivery, delay: float | None) -> None:
-        if self._closed or self._in_flight.get(delivery._id) != delivery.attempt:
-            return
-        del self._in_flight[delivery._id]
-        await self._queue._release(self._topic, self._token, [(delivery._id, delivery.attempt)], delay)
-
-    async def _hand_back(self) -> None:
-        """After ``_shutdown``: let running claims finish, then release everything unsettled."""
-        if self._claims:
-            await asyncio.wait(list(self._claims))
-        await self._queue._acks.drain()
-        back = list(self._in_flight.items())
-        self._in_flight.clear()
-        if back:
-            try:
-                await self._queue._release(self._topic, self._token, back, None)
-            except Exception as exc:
-                log.warning(
-                    "could not hand back %d deliveries (they return when their lease expires): %s",
-                    len(back),
-                    first_line(exc),
-                    extra={"action": "queue.release", "topic": self._topic},
-                )
-
-    def _shutdown(self) -> None:
-        if not self._closed:
-            super()._shutdown()
-            self._queue._subs.discard(self)
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._shutdown()
-        if self._opened and not self._queue._closed:
-            await self._hand_back()
-
-
-class _BroadcastSubscription(_Subscription):
-    iter_batch = 100
-
-    def __init__(self, queue: SQLQueue, topic: str) -> None:
-        super().__init__(queue, topic)
-        self._position: Position = (0, 0)
-        self._again: list[tuple[float, _BroadcastDelivery]] = []  # (due loop time, nacked delivery)
-
-    async def open(self) -> None:
-        if self._opened:
-            return
-        self._check_open()
-        queue = self._queue
-        await queue._ensure_started()
-        self._position = await queue._call("subscribe", queue._broadcast_position, self._topic)
-        self._check_open()
-        self._opened = True
-        queue._bsubs.add(self)
-        await queue._subscribed()
-
-    async def receive(self, max_messages: int = 100, timeout: float | None = None) -> list[Delivery]:
-        if max_messages < 1:
-            raise ValueError("max_messages must be at least 1")
-        await self.open()
-        queue = self._queue
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        waker = queue._waker(self._topic)
-        decode = queue._types[self._topic].model_validate_json
-        while True:
-            self._check_open()
-            gen = waker.gen
-            now = loop.time()
-            due = [entry for entry in self._again if entry[0] <= now][:max_messages]
-            rows: list[tuple[str | None, str]] = []
-            pending = False
-            if len(due) < max_messages:
-                try:
-                    rows, self._position, pending = await queue._broadcast_read(
-                        self._topic, self._position, max_messages - len(due)
-                    )
-                except queue._transient as exc:
-                    log.warning(
-                        "queue broadcast read failed, retrying: %s",
-                        first_line(exc),
-                        extra={"action": "queue.broadcast", "topic": self._topic},
-                    )
-                self._check_open()
-            out: list[Delivery] = []
-            for entry in due:  # taken only now: a receive cancelled in the read loses nothing
-                self._again.remove(entry)
-                old = entry[1]
-                out.append(_BroadcastDelivery(self, old.message, old.key, old.attempt + 1))
-            for key, payload in rows:
-                try:
-                    out.append(_BroadcastDelivery(self, decode(payload), key, 1))
-                except ValueError as exc:
-                    log.error(
-                        "skipping undecodable broadcast message of topic %r: %s",
-                        self._topic,
-                        first_line(exc),
-                        extra={"action": "queue.drop", "topic": self._topic},
-                    )
-            if out:
-                return out
-            # Rows of a transaction that is not yet safe to read (PostgreSQL) are a moment away.
-            wait = 0.005 if pending else queue.poll_interval
-            if self._again:
-                wait = min(wait, min(entry[0] for entry in self._again) - loop.time())
-            if deadline is not None:
-                if loop.time() >= deadline:
-                    return []
-                wait = min(wait, deadline - loop.time())
-            if waker.gen == gen:
-                await self._wait(waker, wait)
-
-    def _redeliver(self, delivery: _BroadcastDelivery, delay: float | None) -> None:
-        if self._closed:
-            return
-        loop = asyncio.get_running_loop()
-        self._again.append((loop.time() + (delay or 0.0), delivery))
-        waker = self._queue._waker(self._topic)
-        if delay:
-            self._queue._later(delay, lambda: waker.wake(0))
-        else:
-            waker.wake(0)
-
-    def _shutdown(self) -> None:
-        if not self._closed:
-            super()._shutdown()
-            self._again.clear()
-            self._queue._bsubs.discard(self)
-
-    async def close(self) -> None:
-        self._shutdown()
 
 
 class _PublishBatcher:
@@ -630,9 +223,9 @@ class SQLQueue:
         self._closed = False
         self._started = False
         self._start_lock = asyncio.Lock()
-        self._wakers: dict[str, _Waker] = {}
-        self._subs: set[_GroupSubscription] = set()
-        self._bsubs: set[_BroadcastSubscription] = set()
+        self._wakers: dict[str, Waker] = {}
+        self._subs: set[GroupSubscription] = set()
+        self._bsubs: set[BroadcastSubscription] = set()
         self._tasks: set[asyncio.Task[Any]] = set()  # one-off work (hand-backs), awaited on close
         self._loops: list[asyncio.Task[None]] = []  # renewal, cleaner: cancelled on close
         self._timers: set[asyncio.TimerHandle] = set()
@@ -700,10 +293,10 @@ class SQLQueue:
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    def _waker(self, topic: str) -> _Waker:
+    def _waker(self, topic: str) -> Waker:
         waker = self._wakers.get(topic)
         if waker is None:
-            waker = self._wakers[topic] = _Waker()
+            waker = self._wakers[topic] = Waker()
         return waker
 
     def _wake(self, topic: str, n: int | None) -> None:
@@ -828,13 +421,13 @@ class SQLQueue:
         await self._ensure_started()
         await self._publishes.submit([(topic, key, message.to_json()) for message in batch])
 
-    def subscribe(self, topic: str, group: str, *, ordered_by_key: bool = False) -> _GroupSubscription:
+    def subscribe(self, topic: str, group: str, *, ordered_by_key: bool = False) -> GroupSubscription:
         self._check_topic(topic)
-        return _GroupSubscription(self, topic, group, ordered_by_key)
+        return GroupSubscription(self, topic, group, ordered_by_key)
 
-    def subscribe_broadcast(self, topic: str) -> _BroadcastSubscription:
+    def subscribe_broadcast(self, topic: str) -> BroadcastSubscription:
         self._check_topic(topic)
-        return _BroadcastSubscription(self, topic)
+        return BroadcastSubscription(self, topic)
 
     def _check_topic(self, topic: str) -> None:
         if self._closed:
