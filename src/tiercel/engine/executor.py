@@ -115,6 +115,10 @@ class Executor:
                 new = decision.execution
                 if new is not execution:
                     await locked.save(new)
+                # Commands go out before the new state commits (at the block's end): a crash in
+                # between replays the event and sends them again (at least once), never loses them.
+                for command in decision.commands:
+                    await self.carry_out(command, new, flow)
         if missing:
             await self.emit_logs(
                 [self._log(execution, f"Flow {execution.namespace}.{execution.flow_id} not found")]
@@ -122,9 +126,6 @@ class Executor:
             if self.on_update is not None:
                 self.on_update(failed)
             return failed
-        assert flow is not None
-        for command in decision.commands:
-            await self.carry_out(command, new, flow)
         if new.current != execution.current:
             await self.state_changed(new, execution)
         if new is not execution and self.on_update is not None:
