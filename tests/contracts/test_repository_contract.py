@@ -4,17 +4,19 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
+from tests.contracts.conftest import RepositoryBackend
 from tiercel.errors import NotFoundError
 from tiercel.model.base import Model
 from tiercel.model.execution import Execution, Label, labels_from
 from tiercel.model.logs import LogEntry, MetricEntry
 from tiercel.model.state import State, StateHistory, StateType
 from tiercel.model.task import LogLevel
+from tiercel.plugins.base import WindowState
 from tiercel.repository.base import ExecutionFilter, LogFilter, Repositories, TriggerState
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -657,3 +659,132 @@ def test_trigger_state_round_trips_through_json() -> None:
         stop_after=(StateType.FAILED,),
     )
     assert TriggerState.model_validate_json(state.to_json()) == state
+
+
+# -- condition windows ------------------------------------------------------------------------
+
+SCOPE = "company.team.listener/on-both"
+
+
+def window(start: float, end: float, **results: float) -> WindowState:
+    return WindowState(at(start), at(end), {name: at(second) for name, second in results.items()})
+
+
+async def test_window_save_get_delete_expire(repositories: Repositories) -> None:
+    windows = repositories.windows
+    paris = timezone(timedelta(hours=1))
+    first = WindowState(at(0), at(60), {"a": at(1.000001).astimezone(paris), "b": at(2)})
+    await windows.save(f"{SCOPE}/first", first)
+    await windows.save(f"{SCOPE}/second", window(0, 30))
+    await windows.save("other.flow/t/x", window(0, 90))
+
+    assert await windows.get(f"{SCOPE}/first", at(59)) == first  # the same instants, whatever the zone
+    assert await windows.get(f"{SCOPE}/first", at(60)) is None  # ended
+    assert await windows.get(f"{SCOPE}/nope", at(0)) is None
+    await windows.save(f"{SCOPE}/second", window(30, 45, a=31))
+    assert await windows.get(f"{SCOPE}/second", at(40)) == window(30, 45, a=31)
+
+    assert await windows.delete(f"{SCOPE}/second") is True
+    assert await windows.delete(f"{SCOPE}/second") is False
+    assert await windows.expire(at(60)) == 1
+    assert await windows.expire(at(60)) == 0
+    assert await windows.get("other.flow/t/x", at(60)) == window(0, 90)
+
+
+async def test_window_lock_reads_and_writes_its_scopes(repositories: Repositories) -> None:
+    windows = repositories.windows
+    await windows.save(f"{SCOPE}/m", window(0, 60, a=1))
+    await windows.save(f"{SCOPE}/ended", window(0, 10))
+    await windows.save(f"{SCOPE}x/m", window(0, 60))  # a scope that merely starts alike
+    await windows.save("company.team.listener/on_both/m", window(0, 60))  # '_' is no wildcard
+
+    async with windows.lock([SCOPE, "a.b/t"]) as locked:
+        assert locked.get(f"{SCOPE}/m", at(5)) == window(0, 60, a=1)
+        assert locked.get(f"{SCOPE}/missing", at(5)) is None
+        assert locked.get(f"{SCOPE}/ended", at(20)) is None  # expired: deleted at the end
+        with pytest.raises(ValueError):
+            locked.get(f"{SCOPE}x/m", at(5))
+        with pytest.raises(ValueError):
+            locked.save("company.team.listener/on_both/m", window(0, 60))
+        locked.save(f"{SCOPE}/m", window(0, 60, a=1, b=2))
+        locked.save("a.b/t/new", window(0, 60, c=3))
+        assert locked.get(f"{SCOPE}/m", at(5)) == window(0, 60, a=1, b=2)  # its own change
+        assert await windows.get(f"{SCOPE}/m", at(5)) == window(0, 60, a=1)  # not yet written
+    assert await windows.get(f"{SCOPE}/m", at(5)) == window(0, 60, a=1, b=2)
+    assert await windows.get("a.b/t/new", at(5)) == window(0, 60, c=3)
+    assert await windows.expire(at(20)) == 0  # the expired one was deleted by the lock
+    assert await windows.get(f"{SCOPE}x/m", at(5)) == window(0, 60)
+
+    async with windows.lock([SCOPE]) as locked:
+        locked.delete(f"{SCOPE}/m")
+    assert await windows.get(f"{SCOPE}/m", at(5)) is None
+    async with windows.lock([]) as locked:  # nothing to lock, nothing to read
+        with pytest.raises(ValueError):
+            locked.get(f"{SCOPE}/m", at(5))
+
+
+async def test_window_lock_discards_changes_when_the_block_fails(repositories: Repositories) -> None:
+    windows = repositories.windows
+    await windows.save(f"{SCOPE}/m", window(0, 60, a=1))
+    with pytest.raises(RuntimeError):
+        async with windows.lock([SCOPE]) as locked:
+            locked.save(f"{SCOPE}/m", window(0, 60, a=1, b=2))
+            locked.save(f"{SCOPE}/n", window(0, 60))
+            raise RuntimeError("evaluation crashed")
+    assert await windows.get(f"{SCOPE}/m", at(5)) == window(0, 60, a=1)
+    assert await windows.get(f"{SCOPE}/n", at(5)) is None
+    with pytest.raises(RuntimeError):
+        locked.save(f"{SCOPE}/m", window(0, 60))  # the lock is over
+    async with asyncio.timeout(WAIT), windows.lock([SCOPE]):  # and was released
+        pass
+
+
+async def test_window_locks_on_different_scopes_do_not_block_each_other(repositories: Repositories) -> None:
+    windows = repositories.windows
+    other_inside = asyncio.Event()
+
+    async def hold_one() -> None:
+        async with windows.lock(["a.f/t"]):
+            await other_inside.wait()
+
+    async def hold_two() -> None:
+        async with windows.lock(["a.f/u"]):
+            other_inside.set()
+
+    async with asyncio.timeout(WAIT):
+        await asyncio.gather(hold_one(), hold_two())
+
+
+async def test_window_lock_is_exclusive_across_instances(repository_backend: RepositoryBackend) -> None:
+    """Read-modify-writes of one window through overlapping scope sets, on two instances (two
+    engines on SQL backends), lose no update and never deadlock."""
+    first = await repository_backend.open()
+    second = await repository_backend.open()
+    inside = 0
+    most_inside = 0
+
+    async def record(repos: Repositories, scopes: list[str], name: str, times: int) -> None:
+        nonlocal inside, most_inside
+        for i in range(times):
+            async with repos.windows.lock(scopes) as locked:
+                inside += 1
+                most_inside = max(most_inside, inside)
+                current = locked.get(f"{SCOPE}/m", at(0)) or window(0, 60)
+                await asyncio.sleep(0.001)  # a real wait, so the others queue up
+                locked.save(
+                    f"{SCOPE}/m",
+                    WindowState(current.start, current.end, {**current.results, f"{name}{i}": at(1)}),
+                )
+                inside -= 1
+
+    async with asyncio.timeout(WAIT * 2):
+        await asyncio.gather(
+            record(first, [SCOPE, "z.f/t"], "a", 10),
+            record(second, ["z.f/t", SCOPE], "b", 10),
+            record(first, [SCOPE], "c", 10),
+            record(second, ["a.f/t", SCOPE], "d", 10),
+        )
+    assert most_inside == 1
+    for repos in (first, second):
+        final = await repos.windows.get(f"{SCOPE}/m", at(0))
+        assert final is not None and len(final.results) == 40

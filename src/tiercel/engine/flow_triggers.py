@@ -55,6 +55,26 @@ def flow_triggers(flow: Flow) -> list[FlowTrigger]:
     return [t for t in flow.triggers or [] if isinstance(t, FlowTrigger) and not t.disabled]
 
 
+def trigger_scope(flow: Flow, trigger: FlowTrigger) -> str:
+    """Where the trigger's windowed conditions keep their state (``ConditionContext.scope``)."""
+    return f"{flow.uid}/{trigger.id}"
+
+
+def listening(upstream: Execution, candidates: Iterable[Flow]) -> list[tuple[Flow, FlowTrigger]]:
+    """The enabled Flow triggers among ``candidates`` that listen to ``upstream``'s current state.
+
+    A flow never listens to its own executions (that would loop).
+    """
+    own = f"{upstream.namespace}.{upstream.flow_id}"
+    return [
+        (flow, trigger)
+        for flow in candidates
+        if flow.uid != own
+        for trigger in flow_triggers(flow)
+        if upstream.current in trigger.listened_states
+    ]
+
+
 def evaluate(
     upstream: Execution,
     upstream_flow: Flow | None,
@@ -68,19 +88,11 @@ def evaluate(
 ) -> list[TriggeredExecution]:
     """The executions that ``upstream``, in its current state, starts among ``candidates``.
 
-    A flow never listens to its own executions (that would loop). ``stopped`` holds the
-    ``(flow uid, trigger id)`` pairs disabled by ``stopAfter``. A trigger whose conditions or inputs
-    fail to evaluate is logged and skipped; the others still fire.
+    ``stopped`` holds the ``(flow uid, trigger id)`` pairs disabled by ``stopAfter``. A trigger whose
+    conditions or inputs fail to evaluate is logged and skipped; the others still fire.
     """
-    own = f"{upstream.namespace}.{upstream.flow_id}"
-    listening = [
-        (flow, trigger)
-        for flow in candidates
-        if flow.uid != own
-        for trigger in flow_triggers(flow)
-        if (flow.uid, trigger.id) not in stopped and upstream.current in trigger.listened_states
-    ]
-    if not listening:
+    active = [(f, t) for f, t in listening(upstream, candidates) if (f.uid, t.id) not in stopped]
+    if not active:
         return []
     trigger_vars = trigger_variables(upstream)
     variables = {
@@ -88,7 +100,7 @@ def evaluate(
         "trigger": trigger_vars,
     }
     out: list[TriggeredExecution] = []
-    for flow, trigger in listening:
+    for flow, trigger in active:
         ctx = ConditionContext(
             execution=upstream,
             now=now,
@@ -96,7 +108,7 @@ def evaluate(
             execution_flow=upstream_flow,
             variables=variables,
             store=store,
-            scope=f"{flow.uid}/{trigger.id}",
+            scope=trigger_scope(flow, trigger),
         )
         try:
             if not _conditions_hold(trigger, ctx):

@@ -271,6 +271,12 @@ class MultipleConditionStore(Protocol):
     def delete(self, key: str) -> None: ...
 
 
+def window_key(scope: str, condition_id: str) -> str:
+    """The store key of one windowed condition of ``scope`` (``ConditionContext.scope``). Every key
+    of a scope starts with ``window_key(scope, "")``: a persistent store locks and loads by scope."""
+    return f"{scope}/{condition_id}"
+
+
 @dataclass(frozen=True)
 class ConditionContext:
     """What a condition is tested against.
@@ -323,4 +329,5 @@ __all__ = [
     "TaskLogger",
     "Trigger",
     "WindowState",
+    "window_key",
 ]

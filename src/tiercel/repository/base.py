@@ -1,4 +1,5 @@
-"""Repositories: where flows, executions, logs, metrics and trigger states are kept and searched.
+"""Repositories: where flows, executions, logs, metrics, trigger states and condition windows are
+kept and searched.
 
 One protocol per aggregate, all async, bundled by ``Repositories``. Records handed in and out are
 immutable; a backend may return the very instance it was given (memory), so treat nested dicts as
@@ -31,6 +32,7 @@ from tiercel.model.logs import LogEntry, MetricEntry
 from tiercel.model.messages import ExecutionDelay
 from tiercel.model.state import StateType
 from tiercel.model.task import LogLevel
+from tiercel.plugins.base import WindowState, window_key
 
 T = TypeVar("T")
 
@@ -358,6 +360,9 @@ class Repositories(Protocol):
     @property
     def services(self) -> ServiceRepository: ...
 
+    @property
+    def windows(self) -> ConditionWindowRepository: ...
+
     async def close(self) -> None:
         """Release connections. Idempotent."""
         ...
@@ -466,3 +471,115 @@ class ServiceRepository(Protocol):
         ...
 
     async def delete(self, id: str) -> bool: ...
+
+
+# -- condition windows ------------------------------------------------------------------------
+
+
+class LockedWindows(Protocol):
+    """What ``ConditionWindowRepository.lock`` yields: a ``MultipleConditionStore`` over the windows
+    of the locked scopes, so a Flow trigger evaluation runs on it unchanged. Reads see the windows as
+    stored when the lock was taken plus this block's own changes; changes are written when the block
+    exits."""
+
+    def get(self, key: str, now: datetime) -> WindowState | None:
+        """The window of ``key``; ``None`` if there is none or it ended at or before ``now``.
+
+        Raises:
+            ValueError: ``key`` is not in a locked scope.
+        """
+        ...
+
+    def save(self, key: str, state: WindowState) -> None:
+        """Replace the window of ``key`` when the block exits normally.
+
+        Raises:
+            ValueError: ``key`` is not in a locked scope.
+        """
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove the window of ``key`` when the block exits normally.
+
+        Raises:
+            ValueError: ``key`` is not in a locked scope.
+        """
+        ...
+
+
+class PendingWindows:
+    """The ``LockedWindows`` every backend yields: the stored windows of the locked scopes and the
+    changes made since, ``None`` for a deletion. An expired window read through ``get`` is deleted,
+    as ``MemoryMultipleConditionStore`` does."""
+
+    __slots__ = ("_open", "_prefixes", "changes", "stored")
+
+    def __init__(self, scopes: Collection[str], stored: Mapping[str, WindowState]) -> None:
+        self._prefixes = tuple(window_key(scope, "") for scope in scopes)
+        self._open = True
+        self.stored = dict(stored)
+        self.changes: dict[str, WindowState | None] = {}
+
+    def _check(self, key: str) -> None:
+        if not self._open:
+            raise RuntimeError("the window lock was released; change windows through a new lock")
+        if not key.startswith(self._prefixes):
+            raise ValueError(f"window {key!r} is not in a locked scope")
+
+    def get(self, key: str, now: datetime) -> WindowState | None:
+        self._check(key)
+        state = self.changes[key] if key in self.changes else self.stored.get(key)
+        if state is not None and state.end <= now:
+            self.changes[key] = None
+            return None
+        return state
+
+    def save(self, key: str, state: WindowState) -> None:
+        self._check(key)
+        self.changes[key] = state
+
+    def delete(self, key: str) -> None:
+        self._check(key)
+        self.changes[key] = None
+
+    def close(self) -> None:
+        self._open = False
+
+
+class ConditionWindowRepository(Protocol):
+    """The time windows of ``MultipleCondition`` and Flow trigger ``preconditions``, by the key the
+    condition records under, so that the events a window collects survive a restart and are shared
+    by every executor.
+
+    A key is ``{scope}/{condition id}``; the scope (``{flow uid}/{trigger id}``) is the unit of
+    locking, because which of a trigger's conditions record (nested in ``Or``/``Not``, from plugins)
+    is only known once they are evaluated. Scopes never nest: no scope's keys start with another's.
+    A window whose ``end`` is not after ``now`` has expired: reads never return it, ``expire``
+    removes it.
+    """
+
+    async def get(self, key: str, now: datetime) -> WindowState | None: ...
+
+    async def save(self, key: str, state: WindowState) -> None:
+        """Insert or replace the window of ``key``, without the lock (a holder of its scope may
+        overwrite it)."""
+        ...
+
+    async def delete(self, key: str) -> bool:
+        """Remove the window of ``key``; ``False`` if there was none."""
+        ...
+
+    async def expire(self, now: datetime) -> int:
+        """Remove every window that ended at or before ``now`` and return how many there were."""
+        ...
+
+    def lock(self, scopes: Collection[str]) -> AbstractAsyncContextManager[LockedWindows]:
+        """Exclusive access to the windows of ``scopes`` across tasks and, on PostgreSQL, processes:
+        two executors recording events of one window take turns, and neither loses the other's.
+
+        ``async with repo.lock(scopes) as windows:`` waits until no other holder of any of
+        ``scopes`` remains, then yields their windows; what ``windows.save``/``windows.delete``
+        change is written, all at once, when the block exits normally, and discarded if it raises.
+        Scopes are taken in one global order, so overlapping sets do not deadlock. Not reentrant.
+        """
+        ...

@@ -21,6 +21,7 @@ from tiercel.model.logs import LogEntry, MetricEntry
 from tiercel.model.messages import ExecutionDelay
 from tiercel.model.state import StateType
 from tiercel.model.task import LogLevel
+from tiercel.plugins.base import WindowState, window_key
 from tiercel.repository.base import (
     CONCURRENCY_STATES,
     EXECUTION_SORT_KEYS,
@@ -29,12 +30,14 @@ from tiercel.repository.base import (
     FlowRecord,
     LogFilter,
     Page,
+    PendingWindows,
     ServiceInstance,
     ServiceState,
     TriggerState,
     labels_match,
     namespace_matches,
 )
+from tiercel.repository.locks import KeyedLocks
 
 
 def _paginate(items: builtins.list[Any], page: int, size: int) -> Page[Any]:
@@ -430,12 +433,13 @@ class MemoryRepositories:
         self.triggers = MemoryTriggerRepository()
         self.delays = MemoryDelayRepository()
         self.services = MemoryServiceRepository()
+        self.windows = MemoryConditionWindowRepository()
 
     async def close(self) -> None:
         return None
 
 
-# -- executor timers and service instances ------------------------------------------------------
+# -- executor timers, service instances and condition windows -----------------------------------
 
 
 def _delay_key(delay: ExecutionDelay) -> tuple[str, str, str]:
@@ -517,3 +521,41 @@ class MemoryServiceRepository:
 
     async def delete(self, id: str) -> bool:
         return self._instances.pop(id, None) is not None
+
+
+class MemoryConditionWindowRepository:
+    def __init__(self) -> None:
+        self._windows: dict[str, WindowState] = {}
+        self._locks = KeyedLocks()
+
+    async def get(self, key: str, now: datetime) -> WindowState | None:
+        state = self._windows.get(key)
+        return state if state is not None and state.end > now else None
+
+    async def save(self, key: str, state: WindowState) -> None:
+        self._windows[key] = state
+
+    async def delete(self, key: str) -> bool:
+        return self._windows.pop(key, None) is not None
+
+    async def expire(self, now: datetime) -> int:
+        ended = [key for key, state in self._windows.items() if state.end <= now]
+        for key in ended:
+            del self._windows[key]
+        return len(ended)
+
+    @asynccontextmanager
+    async def lock(self, scopes: Collection[str]) -> AsyncIterator[PendingWindows]:
+        async with self._locks.hold_all(scopes):
+            prefixes = tuple(window_key(scope, "") for scope in scopes)
+            stored = {k: state for k, state in self._windows.items() if k.startswith(prefixes)}
+            locked = PendingWindows(scopes, stored)
+            try:
+                yield locked
+            finally:
+                locked.close()
+            for key, state in locked.changes.items():
+                if state is None:
+                    self._windows.pop(key, None)
+                else:
+                    self._windows[key] = state

@@ -12,6 +12,9 @@ from elsewhere waits too), and writes the new version before committing. Inside 
 waiters of one execution queue on an ``asyncio.Lock`` rather than each holding a connection, and
 at most ``pool_size`` locks are held at once, leaving the overflow connections for the queries a
 lock holder makes.
+
+``hold(names)`` (condition windows) is the same advisory lock on each name, in sorted order, for
+one transaction that the holder's reads and writes share.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import builtins
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, LiteralString, TypeVar
 
@@ -30,11 +34,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from tiercel.errors import ConfigError
 from tiercel.model.execution import Execution
+from tiercel.repository.locks import KeyedLocks
 from tiercel.repository.sql import codec
 from tiercel.repository.sql.database import (
     Database,
-    KeyedLocks,
     PendingWrite,
+    Run,
     Upsert,
     one_line,
     parse_url,
@@ -46,6 +51,8 @@ from tiercel.repository.sql.repositories import SqlRepositories
 __all__ = ["PostgresDatabase", "PostgresRepositories"]
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 MIGRATION_LOCK = 0x7469_6572_6365_6C01
 """Advisory lock key held while migrating ("tiercel" in ASCII, then 1)."""
@@ -81,7 +88,21 @@ COPY logs (namespace, flow_id, task_id, execution_id, task_run_id, attempt_numbe
 """
 
 
+def transient(exc: BaseException) -> bool:
+    """The database is unreachable or restarting (worth retrying), as opposed to a bad query."""
+    import psycopg
+
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig or exc
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | OSError)
+
+
 class PostgresDatabase(Database):
+    reconnect_timeout = 30.0
+    """How long an operation keeps retrying through a lost connection before it raises."""
+
     def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> None:
         parsed = parse_url(url, ("postgresql", "postgres"), "postgresql://user@host:5432/database")
         self.url = redact_url(url)
@@ -101,21 +122,57 @@ class PostgresDatabase(Database):
 
     # -- running work ------------------------------------------------------------------------
 
-    async def read(self, work: Callable[..., T], *args: Any) -> T:
+    async def _retrying(self, what: str, operation: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run ``operation``, riding out a database restart or a dropped connection for up to
+        ``reconnect_timeout`` seconds; the pool is emptied on the first failure so that no dead
+        connection is handed out again. Only whole operations are retried, never half of one."""
         if not self._opened:
             await self.open()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.reconnect_timeout
+        pause = 0.05
+        while True:
+            try:
+                return await operation(*args)
+            except Exception as exc:
+                if not transient(exc) or self._closed or loop.time() + pause > deadline:
+                    raise
+                log.warning("repository %s failed, retrying: %s", what, one_line(exc))
+                await self._engine.dispose()
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 1.0)
+
+    async def read(self, work: Callable[..., T], *args: Any) -> T:
+        return await self._retrying("read", self._read, work, *args)
+
+    async def _read(self, work: Callable[..., T], *args: Any) -> T:
         async with self._autocommit.connect() as conn:
             return await conn.run_sync(work, *args)
 
     write = read
 
     async def transaction(self, work: Callable[..., T], *args: Any, key: str | None = None) -> T:
-        if not self._opened:
-            await self.open()
+        return await self._retrying("transaction", self._transaction, work, key, *args)
+
+    async def _transaction(self, work: Callable[..., T], key: str | None, *args: Any) -> T:
         async with self._engine.begin() as conn:
             if key is not None:
                 await conn.execute(ADVISORY_LOCK, {"key": key})
             return await conn.run_sync(work, *args)
+
+    @asynccontextmanager
+    async def hold(self, names: Collection[str]) -> AsyncIterator[Run]:
+        if not self._opened:
+            await self.open()
+        ordered = sorted(set(names))  # one order everywhere: overlapping holders cannot deadlock
+        async with self._waiters.hold_all(ordered), self._engine.begin() as conn:
+            for name in ordered:
+                await conn.execute(ADVISORY_LOCK, {"key": name})
+
+            async def run(work: Callable[..., T], *args: Any) -> T:
+                return await conn.run_sync(work, *args)
+
+            yield run
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -164,17 +221,18 @@ class PostgresDatabase(Database):
         return (await conn.get_raw_connection()).driver_connection
 
     async def get_execution(self, execution_id: str) -> Execution | None:
-        if not self._opened:
-            await self.open()
+        return await self._retrying("read", self._get_execution, execution_id)
+
+    async def _get_execution(self, execution_id: str) -> Execution | None:
         async with self._autocommit.connect() as conn:
             raw = await self._driver(conn)
             row = await (await raw.execute(SELECT_EXECUTION, {"id": execution_id})).fetchone()
         return None if row is None else codec.load_execution(row[0])
 
     async def save_execution(self, execution: Execution) -> None:
-        if not self._opened:
-            await self.open()
-        params = codec.execution_row(execution)
+        await self._retrying("write", self._save_execution, codec.execution_row(execution))
+
+    async def _save_execution(self, params: dict[str, Any]) -> None:
         async with self._autocommit.connect() as conn:
             await (await self._driver(conn)).execute(UPSERT_EXECUTION, params)
 
@@ -203,8 +261,9 @@ class PostgresDatabase(Database):
                 raise
 
     async def append_logs(self, rows: builtins.list[dict[str, Any]]) -> None:
-        if not self._opened:
-            await self.open()
+        await self._retrying("write", self._append_logs, rows)
+
+    async def _append_logs(self, rows: builtins.list[dict[str, Any]]) -> None:
         async with self._engine.connect() as conn:
             raw = await self._driver(conn)
             async with raw.cursor() as cursor, cursor.copy(COPY_LOGS) as copy:

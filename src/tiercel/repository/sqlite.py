@@ -14,7 +14,8 @@ call, about five per statement, and measured four times slower.
 ``asyncio.Lock`` shared by every instance opened on the same file, then a read, then the write as
 one statement of the writer thread when the block exits. Multi-statement writes (a flow revision,
 a batch of logs, migrations) run in ``BEGIN IMMEDIATE`` transactions. Several *processes* on one
-file get no mutual exclusion on executions: scale out on PostgreSQL.
+file get no mutual exclusion on executions, nor on ``hold(names)`` (the same per-file locks, each
+``run`` its own ``BEGIN IMMEDIATE`` transaction): scale out on PostgreSQL.
 
 ``sqlite:///:memory:`` is refused: each connection would see its own empty database.
 """
@@ -27,7 +28,7 @@ import json
 import sqlite3
 import threading
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -52,11 +53,12 @@ from sqlalchemy.exc import DBAPIError
 
 from tiercel.errors import ConfigError
 from tiercel.model.execution import Execution
+from tiercel.repository.locks import KeyedLocks
 from tiercel.repository.sql import codec
 from tiercel.repository.sql.database import (
     Database,
-    KeyedLocks,
     PendingWrite,
+    Run,
     Upsert,
     one_line,
     parse_url,
@@ -124,7 +126,7 @@ _FILE_LOCKS_GUARD = threading.Lock()
 
 
 def _execution_locks(path: Path) -> KeyedLocks:
-    """The execution locks of one database file, shared by every instance open on it."""
+    """The execution (and ``hold``) locks of one database file, shared by every instance open on it."""
     with _FILE_LOCKS_GUARD:
         locks = _FILE_LOCKS.get(path)
         if locks is None:
@@ -242,6 +244,11 @@ class SqliteDatabase(Database):
 
     async def transaction(self, work: Callable[..., T], *args: Any, key: str | None = None) -> T:
         return await self._run(self._writer, self._connected(work, args, immediate=True))
+
+    @asynccontextmanager
+    async def hold(self, names: Collection[str]) -> AsyncIterator[Run]:
+        async with self._locks.hold_all(names):
+            yield self.transaction
 
     # -- lifecycle ---------------------------------------------------------------------------
 

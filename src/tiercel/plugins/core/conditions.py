@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 from tiercel.model.execution import labels_from
 from tiercel.model.state import StateType
 from tiercel.model.task import Duration
-from tiercel.plugins.base import Condition, ConditionContext
+from tiercel.plugins.base import Condition, ConditionContext, window_key
 from tiercel.plugins.core.condition_windows import TimeWindow, record
 
 DayOfWeek = Literal["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"]
@@ -422,7 +422,7 @@ class MultipleCondition(Condition):
             return len(matched) == len(self.parsed)
         return record(
             ctx.store,
-            f"{ctx.scope}/{self.id}",
+            window_key(ctx.scope, self.id),
             self.effective_window,
             self.parsed,
             matched,

@@ -14,7 +14,7 @@ from pydantic import AliasChoices, Field, model_validator
 from tiercel.model.base import Model
 from tiercel.model.execution import labels_from
 from tiercel.model.state import StateType
-from tiercel.plugins.base import ConditionContext
+from tiercel.plugins.base import ConditionContext, window_key
 from tiercel.plugins.core.condition_windows import TimeWindow, record
 
 FilterField = Literal["FLOW_ID", "NAMESPACE", "STATE", "EXPRESSION"]
@@ -149,7 +149,7 @@ class Preconditions(Model):
             return len(matched) == len(named)
         return record(
             ctx.store,
-            f"{ctx.scope}/{self.id}",
+            window_key(ctx.scope, self.id),
             self.time_window,
             named,
             matched,

@@ -17,6 +17,7 @@ from tiercel.model.logs import LogEntry, MetricEntry
 from tiercel.model.messages import ExecutionDelay
 from tiercel.model.state import StateType
 from tiercel.model.task import LogLevel
+from tiercel.plugins.base import WindowState
 from tiercel.repository.base import ServiceInstance, TriggerState
 from tiercel.repository.sql.tables import to_utc
 
@@ -183,7 +184,7 @@ def load_metric(row: Mapping[str, Any]) -> MetricEntry:
     return MetricEntry.model_validate({name: row[name] for name in METRIC_COLUMNS})
 
 
-# -- triggers, timers, services ---------------------------------------------------------------
+# -- triggers, timers, services, condition windows --------------------------------------------
 
 
 def trigger_row(state: TriggerState) -> dict[str, Any]:
@@ -230,3 +231,21 @@ def service_row(instance: ServiceInstance) -> dict[str, Any]:
 
 def load_service(row: Mapping[str, Any]) -> ServiceInstance:
     return ServiceInstance.model_validate({name: row[name] for name in SERVICE_COLUMNS})
+
+
+WINDOW_COLUMNS = ("key", "start_date", "end_date", "results")
+
+
+def window_row(key: str, state: WindowState) -> dict[str, Any]:
+    """``results`` keeps each instant as ISO 8601 text in UTC (JSON has no instants)."""
+    return {
+        "key": key,
+        "start_date": to_utc(state.start),
+        "end_date": to_utc(state.end),
+        "results": {name: to_utc(at).isoformat() for name, at in state.results.items()},
+    }
+
+
+def load_window(row: Mapping[str, Any]) -> WindowState:
+    results = {name: datetime.fromisoformat(at) for name, at in row["results"].items()}
+    return WindowState(row["start_date"], row["end_date"], results)

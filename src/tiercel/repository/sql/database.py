@@ -10,11 +10,10 @@ path (execution get/save/lock, log append) are written by hand in each dialect's
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Table, TableValuedAlias
@@ -30,6 +29,8 @@ Upsert = postgresql.Insert | sqlite.Insert
 """An INSERT with ``on_conflict_do_update``/``on_conflict_do_nothing`` and ``excluded``."""
 Work = Callable[..., T]
 """A function of a synchronous ``Connection`` (and more arguments) that runs some statements."""
+Run = Callable[..., Awaitable[Any]]
+"""``run(work, *args)``: runs ``work`` inside what ``Database.hold`` holds and returns its result."""
 
 
 def redact_url(url: str) -> str:
@@ -87,28 +88,6 @@ class PendingWrite:
         self._open = False
 
 
-class KeyedLocks:
-    """One ``asyncio.Lock`` per key, created on demand and dropped when nobody holds or awaits it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, builtins.list[int]]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        entry = self._locks.get(key)
-        if entry is None:
-            entry = self._locks[key] = (asyncio.Lock(), [0])
-        lock, users = entry
-        users[0] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            users[0] -= 1
-            if users[0] == 0:
-                del self._locks[key]
-
-
 class Database(ABC):
     """One database: how work runs on it, plus the dialect-specific pieces of the queries."""
 
@@ -140,6 +119,13 @@ class Database(ABC):
     async def transaction(self, work: Work[T], *args: Any, key: str | None = None) -> T:
         """Run ``work`` in one write transaction, committed if it returns. Transactions with the
         same ``key`` run one at a time (SQLite runs every write transaction one at a time)."""
+
+    @abstractmethod
+    def hold(self, names: Collection[str]) -> AbstractAsyncContextManager[Run]:
+        """Exclusive use of the lock ``names`` until the block exits: across the tasks of this
+        process and, on PostgreSQL, across processes. Yields ``run(work, *args)``, which runs
+        ``work`` in a write transaction; on PostgreSQL every ``run`` of one block shares one
+        transaction, committed when the block exits normally."""
 
     # -- dialect-specific expressions --------------------------------------------------------
 

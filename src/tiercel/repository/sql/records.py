@@ -1,5 +1,5 @@
 """Dialect-neutral repositories of the smaller aggregates: logs, metrics, trigger states, executor
-timers and service instances.
+timers, service instances and condition windows.
 
 Log text search (``LogFilter.q``) is a case-insensitive ``LIKE '%q%'`` on the message, exactly the
 substring rule of the protocol, narrowed first by the indexed filters (execution, namespace, flow,
@@ -10,19 +10,22 @@ word queries, not substrings, and slow down every log insert.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Text, cast, delete, func, select, update
+from sqlalchemy import ColumnElement, Connection, Text, and_, cast, delete, func, or_, select, update
 
 from tiercel.model.logs import LogEntry, MetricEntry
 from tiercel.model.messages import ExecutionDelay
 from tiercel.model.task import LogLevel
+from tiercel.plugins.base import WindowState, window_key
 from tiercel.repository.base import (
     LIVE_SERVICE_STATES,
     LogFilter,
     Page,
+    PendingWindows,
     ServiceInstance,
     ServiceState,
     TriggerState,
@@ -30,7 +33,14 @@ from tiercel.repository.base import (
 from tiercel.repository.sql import codec
 from tiercel.repository.sql.database import Database
 from tiercel.repository.sql.query import check_page, contains, fetch_page, namespace_under, where
-from tiercel.repository.sql.tables import execution_delays, logs, metrics, service_instances, triggers
+from tiercel.repository.sql.tables import (
+    condition_windows,
+    execution_delays,
+    logs,
+    metrics,
+    service_instances,
+    triggers,
+)
 
 
 def _rows(query: Any) -> Any:
@@ -313,3 +323,76 @@ class SqlServiceRepository:
     async def delete(self, id: str) -> bool:
         statement = delete(service_instances).where(service_instances.c.id == id)
         return bool(await self._db.write(_rowcount(statement)))
+
+
+# -- condition windows ------------------------------------------------------------------------
+
+_WINDOW_COLUMNS = [condition_windows.c[name] for name in codec.WINDOW_COLUMNS]
+
+
+def _under(scope: str) -> ColumnElement[bool]:
+    """Keys of the scope's windows, as an index-friendly range (``0`` follows ``/``)."""
+    key = condition_windows.c.key
+    return and_(key >= window_key(scope, ""), key < scope + "0")
+
+
+class SqlConditionWindowRepository:
+    """``lock`` holds the database lock ``window:{scope}`` of each scope (``Database.hold``), reads
+    their windows, and writes the changes when the block exits, in the same unit."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def _upsert(self, rows: builtins.list[dict[str, Any]]) -> Any:
+        statement = self._db.insert(condition_windows).values(rows)
+        return statement.on_conflict_do_update(
+            index_elements=["key"],
+            set_={name: statement.excluded[name] for name in codec.WINDOW_COLUMNS if name != "key"},
+        )
+
+    async def get(self, key: str, now: datetime) -> WindowState | None:
+        w = condition_windows.c
+        query = select(*_WINDOW_COLUMNS).where(w.key == key, w.end_date > now)
+        rows = await self._db.read(_rows(query))
+        return codec.load_window(rows[0]) if rows else None
+
+    async def save(self, key: str, state: WindowState) -> None:
+        statement = self._upsert([codec.window_row(key, state)])
+        await self._db.write(lambda conn: conn.execute(statement))
+
+    async def delete(self, key: str) -> bool:
+        statement = delete(condition_windows).where(condition_windows.c.key == key)
+        return bool(await self._db.write(_rowcount(statement)))
+
+    async def expire(self, now: datetime) -> int:
+        return await self._db.write(
+            _rowcount(delete(condition_windows).where(condition_windows.c.end_date <= now))
+        )
+
+    @staticmethod
+    def _in_scopes(conn: Connection, scopes: Sequence[str]) -> builtins.list[Any]:
+        if not scopes:
+            return []
+        query = select(*_WINDOW_COLUMNS).where(or_(*map(_under, scopes)))
+        return builtins.list(conn.execute(query).mappings())
+
+    def _apply(self, conn: Connection, changes: Mapping[str, WindowState | None]) -> None:
+        saved = [codec.window_row(key, state) for key, state in changes.items() if state is not None]
+        deleted = [key for key, state in changes.items() if state is None]
+        if saved:
+            conn.execute(self._upsert(saved))
+        if deleted:
+            conn.execute(delete(condition_windows).where(condition_windows.c.key.in_(deleted)))
+
+    @asynccontextmanager
+    async def lock(self, scopes: Collection[str]) -> AsyncIterator[PendingWindows]:
+        ordered = sorted(set(scopes))
+        async with self._db.hold([f"window:{scope}" for scope in ordered]) as run:
+            rows = await run(self._in_scopes, ordered)
+            locked = PendingWindows(ordered, {row["key"]: codec.load_window(row) for row in rows})
+            try:
+                yield locked
+            finally:
+                locked.close()
+            if locked.changes:
+                await run(self._apply, locked.changes)

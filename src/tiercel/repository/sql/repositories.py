@@ -45,6 +45,7 @@ from tiercel.repository.sql import codec
 from tiercel.repository.sql.database import Database, PendingWrite
 from tiercel.repository.sql.query import check_page, contains, fetch_page, namespace_under, where
 from tiercel.repository.sql.records import (
+    SqlConditionWindowRepository,
     SqlDelayRepository,
     SqlLogRepository,
     SqlMetricRepository,
@@ -363,6 +364,7 @@ class SqlRepositories:
         self.triggers = SqlTriggerRepository(db)
         self.delays = SqlDelayRepository(db)
         self.services = SqlServiceRepository(db)
+        self.windows = SqlConditionWindowRepository(db)
 
     async def open(self) -> None:
         """Connect and apply pending migrations. Idempotent.

@@ -187,6 +187,16 @@ service_instances = Table(
     Index(None, "state", "last_heartbeat"),
 )
 
+condition_windows = Table(
+    "condition_windows",
+    metadata,
+    Column("key", Key, primary_key=True, comment="{flow uid}/{trigger id}/{condition id}"),
+    Column("start_date", UtcDateTime, nullable=False),
+    Column("end_date", UtcDateTime, nullable=False),
+    Column("results", Document, nullable=False, comment="{sub-condition: when it was met}"),
+    Index(None, "end_date"),
+)
+
 Index(
     "ix_executions_labels",
     executions.c.labels,
