@@ -251,6 +251,8 @@ class ServerConfig(_Section):
     port: int = Field(default=8080, ge=0, le=65535)
     """0 picks a free port (tests)."""
     basic_auth: BasicAuthConfig = BasicAuthConfig()
+    termination_grace_period: Duration = timedelta(seconds=60)
+    """On SIGTERM, how long running task runs may finish before they are handed to other workers."""
 
 
 class WorkerConfig(_Section):

@@ -249,6 +249,28 @@ async def test_unacked_messages_survive_a_restart(queue_backend: Any) -> None:
         assert sorted(numbers(await receive_n(sub, 2))) == [1, 2]
 
 
+async def test_release_consumer_hands_a_dead_processs_claims_to_the_others(queue_backend: Any) -> None:
+    """A process declared dead (it stopped heartbeating) loses its claims at once, not at lease end."""
+    dead = await queue_backend.open(TOPICS)
+    if not dead.supports_redelivery_across_restarts:
+        pytest.skip("one process per memory queue: nobody else could be declared dead")
+    dead.consumer_id = "worker-1"
+    alive = await queue_backend.open(TOPICS)
+    alive.consumer_id = "worker-2"
+    async with dead.subscribe(TOPIC, "g") as held, alive.subscribe(TOPIC, "g") as other:
+        await publish_range(dead, 2)
+        claimed = await receive_n(held, 2, ack=False)
+        await assert_quiet(other)
+        assert await alive.release_consumer("worker-2") == 0  # a live one's claims stay put
+        assert await alive.release_consumer("worker-1") == 2
+        again = await receive_n(other, 2)
+        assert sorted(numbers(again)) == [0, 1]
+        assert {d.attempt for d in again} == {2}
+        for stale in claimed:  # the dead process settling late changes nothing
+            await stale.ack()
+        assert await alive.depth(TOPIC, "g") == 0
+
+
 # -- ordered_by_key ---------------------------------------------------------------------------
 
 

@@ -114,3 +114,30 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
         assert flow["revision"] == 1  # the same source keeps its revision across restarts
     finally:
         _stop(second)
+
+
+def test_kill_9_of_the_whole_server_mid_run_then_a_restart_finishes_every_execution(tmp_path: Path) -> None:
+    """Nothing stays CREATED or RUNNING: the restarted server sees its predecessor's process is gone,
+    takes back what it held in the queue at once, and runs the interrupted task runs again."""
+    from tests.integration.test_server_roles import QUICK_FLOW, SLOW_FLOW, finished, start_execution
+    from tests.support.cluster import Cluster
+
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "slow.yaml").write_text(SLOW_FLOW)
+    (flows / "quick.yaml").write_text(QUICK_FLOW)
+    c = Cluster(tmp_path, {})
+    try:
+        c.start("first", "local", "-f", str(flows))
+        c.wait_healthy()
+        ids = [start_execution(c, "slow", seconds="PT2S") for _ in range(3)]
+        ids += [start_execution(c, "quick") for _ in range(20)]
+        time.sleep(0.5)  # some running, some done, some not started
+        c.kill9("first")
+        c.start("second", "local", "-f", str(flows))
+        c.wait_healthy()
+        for execution_id in ids:
+            assert finished(c, execution_id, timeout=30)["state"]["current"] == "SUCCESS"
+        assert "declared dead (its process is gone)" in c.log("second")
+    finally:
+        c.stop_all()

@@ -1,7 +1,9 @@
-"""Everything in one process: queue, repositories, executor, worker, indexer and timers.
+"""The engine's roles over one queue and one set of repositories: executor (with its timers and
+indexer) and worker, plus the client side every process needs (deploy, create, wait, kill, …).
 
-Used by ``tiercel flow test``, the test suite, and later ``server local``. The roles talk only
-through the queue, exactly as they do when they run as separate processes.
+``roles`` picks what runs here: both for ``tiercel flow test``, the test suite and ``server local``;
+one of them for ``server executor`` / ``server worker``; none for ``server webserver``, which only
+publishes. The roles talk only through the queue, in one process or across many.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +28,7 @@ from tiercel.errors import NotFoundError, TiercelError
 from tiercel.model.execution import Execution, ExecutionTrigger
 from tiercel.model.flow import Flow, FlowWithSource
 from tiercel.model.logs import LogEntry, MetricEntry
-from tiercel.model.messages import ExecutionKilled, ExecutorEvent, WorkerJob, WorkerTaskResult
+from tiercel.model.messages import ExecutionKilled, ExecutorEvent, FlowChanged, WorkerJob, WorkerTaskResult
 from tiercel.model.state import StateType
 
 if TYPE_CHECKING:
@@ -37,6 +39,17 @@ log = logging.getLogger(__name__)
 WORKER_GROUP = "workers"
 EXECUTOR_GROUP = "executor"
 INDEXER_GROUP = "indexer"
+FLOWS_TOPIC = "flows"
+
+EXECUTOR_ROLE = "executor"
+WORKER_ROLE = "worker"
+ENGINE_ROLES: frozenset[str] = frozenset({EXECUTOR_ROLE, WORKER_ROLE})
+
+MAX_EVENT_ATTEMPTS = 10
+"""Deliveries of one execution's events before they are dropped as poison (logged)."""
+
+WAIT_POLL_INTERVAL = 0.05
+"""How often ``wait`` re-reads an execution when no executor runs in this process to tell it."""
 
 
 class LocalRunner:
@@ -53,7 +66,12 @@ class LocalRunner:
         worker_concurrency: int = 128,
         secrets: Mapping[str, str] | None = None,
         data_dir: str | Path | None = None,
+        roles: Collection[str] = ENGINE_ROLES,
     ) -> None:
+        unknown = set(roles) - ENGINE_ROLES
+        if unknown:
+            raise ValueError(f"unknown engine roles {sorted(unknown)}; known: {sorted(ENGINE_ROLES)}")
+        self.roles = frozenset(roles)
         from tiercel.queue.memory import MemoryQueue
         from tiercel.repository.memory import MemoryRepositories
 
@@ -92,10 +110,6 @@ class LocalRunner:
             on_update=self._updated,
             on_state_change=self._state_changed,
         )
-        from tiercel.plugins.core.condition_windows import MemoryMultipleConditionStore
-
-        self.condition_store = MemoryMultipleConditionStore()
-        self._stopped_triggers: set[tuple[str, str]] = set()
         self.task_runner = TaskRunner(self._run_services(), clock=self.clock)
         self.worker_concurrency = worker_concurrency
         self._jobs: dict[str, WorkerJob] = {}
@@ -103,7 +117,12 @@ class LocalRunner:
         self._loops: list[asyncio.Task[Any]] = []
         self._worker_tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        self._handing_back = False
         self._subs: list[Any] = []
+        self._draining = False
+        self._waiting: set[str] = set()
+        self.liveness: Any = None
+        """Set by the server: the worker reports nothing once this process was declared dead."""
 
     def _run_services(self) -> Any:
         from tiercel.engine.run_context import RunServices
@@ -143,24 +162,60 @@ class LocalRunner:
         await self.stop()
 
     async def start(self) -> None:
-        executor_sub = self.queue.subscribe(EXECUTOR_TOPIC, EXECUTOR_GROUP)
-        worker_sub = self.queue.subscribe("worker_jobs", WORKER_GROUP)
-        logs_sub = self.queue.subscribe("logs", INDEXER_GROUP)
-        kills_sub = self.queue.subscribe_broadcast("kills")
-        self._subs = [executor_sub, worker_sub, logs_sub, kills_sub]
+        loops: list[tuple[str, Callable[[Any], Awaitable[None]], Any]] = []
+        if EXECUTOR_ROLE in self.roles:
+            loops += [
+                ("executor", self._executor_loop, self.queue.subscribe(EXECUTOR_TOPIC, EXECUTOR_GROUP)),
+                ("indexer", self._indexer_loop, self.queue.subscribe("logs", INDEXER_GROUP)),
+                ("flows", self._flows_loop, self.queue.subscribe_broadcast(FLOWS_TOPIC)),
+            ]
+        if WORKER_ROLE in self.roles:
+            loops += [
+                ("worker", self._worker_loop, self.queue.subscribe("worker_jobs", WORKER_GROUP)),
+                ("kills", self._kill_loop, self.queue.subscribe_broadcast("kills")),
+            ]
+        self._subs = [sub for _, _, sub in loops]
         for sub in self._subs:
             await sub.open()
-        self._loops = [
-            asyncio.create_task(self._executor_loop(executor_sub), name="executor"),
-            asyncio.create_task(self._worker_loop(worker_sub), name="worker"),
-            asyncio.create_task(self._indexer_loop(logs_sub), name="indexer"),
-            asyncio.create_task(self._kill_loop(kills_sub), name="kills"),
-            asyncio.create_task(self.timers.run(), name="timers"),
-        ]
+        self._loops = [asyncio.create_task(loop(sub), name=name) for name, loop, sub in loops]
+        if EXECUTOR_ROLE in self.roles:
+            self._loops.append(asyncio.create_task(self.timers.run(), name="timers"))
+
+    async def drain(self, grace: float) -> int:
+        """Stop taking work, let running task runs finish for up to ``grace`` seconds, then hand the
+        rest back to the queue (another worker runs them; nothing is reported from here). Returns how
+        many task runs were handed back. Call ``stop`` afterwards."""
+        self._draining = True
+        for task in self._loops:
+            if task.get_name() != "executor" or "executor" in self._waiting:
+                task.cancel()
+        busy = [*self._loops, *self._worker_tasks]
+        if self._worker_tasks:
+            log.info("waiting up to %gs for %d running task run(s)", grace, len(self._worker_tasks))
+        if busy:
+            await asyncio.wait(busy, timeout=max(grace, 0.001))
+        for task in self._loops:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._loops = []
+        left = [task for task in self._worker_tasks if not task.done()]
+        if left:
+            self.abandon()
+            await asyncio.wait(left)
+        return len(left)
+
+    def abandon(self) -> None:
+        """Cancel every running task run without reporting it or settling its job: the job goes back
+        to the queue (on close, or already released when this process was declared dead)."""
+        self._handing_back = True
+        for task in self._worker_tasks:
+            task.cancel()
 
     async def stop(self) -> None:
-        """Stop the roles; tasks still running are cancelled and their reports dropped."""
-        self._stopping = True
+        """Stop the roles; tasks still running are cancelled, their reports dropped and their jobs
+        left unsettled (a persistent queue delivers them again)."""
+        self._stopping = self._handing_back = True
         for task in [*self._loops, *self._worker_tasks]:
             task.cancel()
         for task in [*self._loops, *self._worker_tasks]:
@@ -174,30 +229,63 @@ class LocalRunner:
         if self._tmp is not None:
             self._tmp.cleanup()
 
+
     # -- role loops ----------------------------------------------------------------------------
     async def _executor_loop(self, sub: Any) -> None:
-        while True:
-            deliveries = await sub.receive(max_messages=1000, timeout=None)
+        """Batches are never interrupted by ``drain``: it cancels the loop only while it waits."""
+        while not self._draining:
+            self._waiting.add("executor")
             try:
-                await self.executor.handle_batch([d.message for d in deliveries])
-            except Exception:
-                log.exception("executor failed on a batch")
-            for delivery in deliveries:
-                await delivery.ack()
+                deliveries = await sub.receive(max_messages=1000, timeout=None)
+            finally:
+                self._waiting.discard("executor")
+            await self._execute_batch(deliveries)
+
+    async def _execute_batch(self, deliveries: list[Any]) -> None:
+        """Apply the events of each execution together; ack them once applied. If applying fails
+        (the database went away, …) they are given back to be retried, never dropped — unless they
+        keep failing, when they are logged and dropped so that one bad message cannot wedge a key."""
+        grouped: dict[str, list[Any]] = {}
+        for delivery in deliveries:
+            grouped.setdefault(delivery.message.execution_id, []).append(delivery)
+        for execution_id, group in grouped.items():
+            try:
+                await self.executor.handle(execution_id, [d.message for d in group])
+            except Exception as exc:
+                attempt = max(d.attempt for d in group)
+                if attempt < MAX_EVENT_ATTEMPTS:
+                    log.warning(
+                        "events of execution %s failed (attempt %d), retrying: %s", execution_id, attempt, exc
+                    )
+                    for delivery in group:
+                        await _settle(delivery.nack(delay=min(0.1 * 2**attempt, 5.0)))
+                    continue
+                log.exception("events of execution %s dropped after %d attempts", execution_id, attempt)
+            for delivery in group:
+                await _settle(delivery.ack())
 
     async def _worker_loop(self, sub: Any) -> None:
         slots = asyncio.Semaphore(self.worker_concurrency)
         running = self._worker_tasks
 
         async def one(delivery: Any) -> None:
+            job: WorkerJob = delivery.message
             try:
-                job: WorkerJob = delivery.message
+                if delivery.attempt > 1 and not await self._still_wanted(job):
+                    await delivery.ack()
+                    return
                 self._jobs[job.task_run.id] = job
                 try:
                     await self.task_runner.execute(job, self._report, self._sink)
                 finally:
                     self._jobs.pop(job.task_run.id, None)
-                await delivery.ack()
+                if not self._handing_back:
+                    await delivery.ack()
+            except Exception as exc:
+                # Its result could not be reported (the database or queue is away): run it again
+                # later rather than leave the task run RUNNING for ever.
+                log.warning("task run %s could not be completed, handing it back: %s", job.task_run.id, exc)
+                await _settle(delivery.nack(delay=1.0))
             finally:
                 slots.release()
 
@@ -209,9 +297,26 @@ class LocalRunner:
                 running.add(task)
                 task.add_done_callback(running.discard)
 
+    async def _still_wanted(self, job: WorkerJob) -> bool:
+        """A redelivered job runs again only if its task run is still waiting for a result: the
+        first run may have finished (and been applied) before its worker died or its ack was lost."""
+        execution = await self.repos.executions.get(job.execution_id)
+        run = execution.find_task_run(job.task_run.id) if execution is not None else None
+        if run is not None and not run.current.is_terminated:
+            return True
+        log.info(
+            "job for task run %s of execution %s redelivered after it ended (%s): not run again",
+            job.task_run.id,
+            job.execution_id,
+            run.current if run is not None else "no such task run",
+        )
+        return False
+
     async def _report(self, result: WorkerTaskResult) -> None:
-        if self._stopping:
+        if self._stopping or self._handing_back:
             return
+        if self.liveness is not None and not await self.liveness.still_alive():
+            return  # declared dead: this task run was given to another worker
         event = ExecutorEvent(execution_id=result.execution_id, kind="result", result=result)
         await self.queue.publish(EXECUTOR_TOPIC, event, key=result.execution_id)
 
@@ -237,6 +342,20 @@ class LocalRunner:
                 await self.repos.metrics.append(metrics)
             for d in deliveries:
                 await d.ack()
+
+    async def _flows_loop(self, sub: Any) -> None:
+        """Another process deployed or deleted a flow: forget the live revision cached here."""
+        while True:
+            for delivery in await sub.receive(max_messages=100, timeout=None):
+                changed = delivery.message
+                key = (changed.namespace, changed.flow_id)
+                cached = self._live.get(key)
+                if changed.deleted:
+                    self._live.pop(key, None)
+                elif self._live_loaded and (cached is None or cached.revision != changed.revision):
+                    flow = await self.get_flow(changed.namespace, changed.flow_id)
+                    if flow is not None:
+                        self._live[key] = flow
 
     async def _kill_loop(self, sub: Any) -> None:
         while True:
@@ -267,12 +386,22 @@ class LocalRunner:
         flow = flow.model_copy(update={"revision": revision})
         self._parsed[(flow.namespace, flow.id, revision)] = flow
         self._live[(flow.namespace, flow.id)] = flow
+        await self._flow_changed(FlowChanged(namespace=flow.namespace, flow_id=flow.id, revision=revision))
         return flow
+
+    async def _flow_changed(self, message: FlowChanged) -> None:
+        try:
+            await self.queue.publish(FLOWS_TOPIC, message)
+        except Exception as exc:  # the flow is saved; other processes catch up on their next load
+            log.warning("could not announce flow %s.%s: %s", message.namespace, message.flow_id, exc)
 
     async def delete_flow(self, namespace: str, flow_id: str) -> int:
         """A deletion is a new revision; executions of earlier revisions keep finding theirs."""
         revision = await self.repos.flows.delete(namespace, flow_id)
         self._live.pop((namespace, flow_id), None)
+        await self._flow_changed(
+            FlowChanged(namespace=namespace, flow_id=flow_id, revision=revision, deleted=True)
+        )
         return revision
 
     async def get_flow(self, namespace: str, flow_id: str, revision: int | None = None) -> Flow | None:
@@ -308,20 +437,27 @@ class LocalRunner:
 
     # -- flow triggers -------------------------------------------------------------------------
     async def _state_changed(self, execution: Execution, previous: Execution | None) -> None:
-        """Start the executions that Flow triggers of the deployed flows ask for."""
-        from tiercel.engine.flow_triggers import evaluate
+        """Start the executions that Flow triggers of the deployed flows ask for; their state
+        (MultipleCondition windows, triggers stopped by ``stopAfter``) lives in the repository."""
+        from tiercel.engine.flow_trigger_state import (
+            apply_stop_after,
+            evaluate_flow_triggers,
+            may_stop_trigger,
+        )
 
-        await self._apply_stop_after(execution)
+        if may_stop_trigger(execution):
+            await apply_stop_after(
+                self.repos, execution, await self.get_flow(execution.namespace, execution.flow_id)
+            )
         upstream_flow = await self.get_flow(execution.namespace, execution.flow_id, execution.flow_revision)
-        triggered = evaluate(
+        triggered = await evaluate_flow_triggers(
+            self.repos,
             execution,
             upstream_flow,
             await self.live_flows(),
             self.clock.now(),
-            self.condition_store,
             globals_=self.settings.globals,
             envs=self.settings.envs,
-            stopped=self._stopped_triggers,
         )
         for item in triggered:
             try:
@@ -356,20 +492,6 @@ class LocalRunner:
         await self.repos.executions.save(execution)
         await self.send(ExecutorEvent(execution_id=execution.id, kind="start"))
         return execution
-
-    async def _apply_stop_after(self, execution: Execution) -> None:
-        """A Flow trigger whose execution ends in one of its ``stopAfter`` states stops firing."""
-        from tiercel.engine.flow_triggers import FLOW_TRIGGER_TYPE
-
-        origin = execution.trigger
-        if origin is None or origin.type != FLOW_TRIGGER_TYPE or not execution.current.is_terminated:
-            return
-        flow = await self.get_flow(execution.namespace, execution.flow_id)
-        if flow is None:
-            return
-        for trigger in flow.triggers or []:
-            if trigger.id == origin.id and execution.current.value in (trigger.stop_after or []):
-                self._stopped_triggers.add((flow.uid, trigger.id))
 
     # -- executions ----------------------------------------------------------------------------
     async def _resolve_inputs_for(
@@ -471,6 +593,8 @@ class LocalRunner:
         current = await self.get_execution(execution_id)
         if predicate(current):
             return current
+        if EXECUTOR_ROLE not in self.roles:
+            return await self._poll(execution_id, predicate, timeout)
         future: asyncio.Future[Execution] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(execution_id, []).append((predicate, future))
         try:
@@ -480,6 +604,46 @@ class LocalRunner:
             raise TimeoutError(
                 f"Execution {execution_id} did not finish within {timeout}s (state {current.current})"
             ) from None
+
+    async def _poll(
+        self, execution_id: str, predicate: Callable[[Execution], bool], timeout: float
+    ) -> Execution:
+        """``wait`` in a process without an executor: nobody here sees the updates, so re-read."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            current = await self.get_execution(execution_id)
+            if predicate(current):
+                return current
+            if asyncio.get_running_loop().time() >= deadline:
+                raise TimeoutError(
+                    f"Execution {execution_id} did not finish within {timeout}s (state {current.current})"
+                )
+            await asyncio.sleep(WAIT_POLL_INTERVAL)
+
+    async def resend_stuck_starts(self, older_than: float) -> int:
+        """Send ``start`` again for executions still CREATED ``older_than`` seconds after they were
+        created: their creator died between saving them and announcing them. A repeated start is
+        ignored by ``decide()``; a scheduled execution waits for its timer instead."""
+        from datetime import timedelta
+
+        from tiercel.repository.base import ExecutionFilter
+
+        now = self.clock.now()
+        cutoff = now - timedelta(seconds=older_than)
+        page = await self.repos.executions.search(
+            ExecutionFilter(states=[StateType.CREATED]), size=200, sort="start_date"
+        )
+        sent = 0
+        for execution in page.items:
+            if (execution.state.start_date or now) > cutoff:
+                break
+            if execution.schedule_date is not None and execution.schedule_date > now:
+                continue
+            await self.send(ExecutorEvent(execution_id=execution.id, kind="start"))
+            sent += 1
+        if sent:
+            log.warning("re-sent the start of %d execution(s) left in CREATED", sent)
+        return sent
 
     async def kill(self, execution_id: str) -> None:
         await self.send(ExecutorEvent(execution_id=execution_id, kind="kill"))
@@ -541,6 +705,14 @@ class LocalRunner:
         kind = "start" if replayed.current == StateType.CREATED else "continue"
         await self.send(ExecutorEvent(execution_id=replayed.id, kind=kind))
         return replayed
+
+
+async def _settle(settling: Awaitable[None]) -> None:
+    """Ack or nack, never raising: an unsettled delivery comes back anyway when its lease ends."""
+    try:
+        await settling
+    except Exception as exc:
+        log.warning("could not settle a queue delivery: %s", exc)
 
 
 def _finished(execution: Execution) -> bool:

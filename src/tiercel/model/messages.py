@@ -77,6 +77,15 @@ class ExecutionKilled(Message):
     cascade: bool = True
 
 
+class FlowChanged(Message):
+    """A flow was deployed or deleted: other processes drop what they cached of its live revision."""
+
+    namespace: str
+    flow_id: str
+    revision: int
+    deleted: bool = False
+
+
 class SubflowExecutionResult(Message):
     parent_execution_id: str
     parent_task_run_id: str

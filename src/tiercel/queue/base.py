@@ -32,6 +32,7 @@ from tiercel.model.execution import Execution
 from tiercel.model.messages import (
     ExecutionKilled,
     ExecutorEvent,
+    FlowChanged,
     LogBatch,
     SubflowExecutionResult,
     WorkerJob,
@@ -66,6 +67,8 @@ class Topic(StrEnum):
     """Log lines and metrics of task runs, batched (competing, for the indexer)."""
     EXECUTOR = "executor"
     """Events for the executor: starts, worker results, kills, timers (competing, key = execution id)."""
+    FLOWS = "flows"
+    """A flow was deployed or deleted, so other processes refresh their caches (broadcast)."""
 
 
 DEFAULT_TOPICS: Mapping[str, type[Record]] = MappingProxyType(
@@ -78,6 +81,7 @@ DEFAULT_TOPICS: Mapping[str, type[Record]] = MappingProxyType(
         Topic.SUBFLOW_RESULTS: SubflowExecutionResult,
         Topic.LOGS: LogBatch,
         Topic.EXECUTOR: ExecutorEvent,
+        Topic.FLOWS: FlowChanged,
     }
 )
 """Topic name -> message type. Backends take ``topics=`` to extend it (tests, plugins)."""
@@ -224,6 +228,16 @@ class Queue(Protocol):
         Nothing is kept for a closed subscriber, and a subscriber that does not keep up buffers
         (memory) or re-reads (SQL) what it missed while subscribed.
         """
+        ...
+
+    consumer_id: str | None
+    """The service-instance id of the process using this queue (set before subscribing), so that
+    ``release_consumer`` can find what it holds; ``None`` outside a server."""
+
+    async def release_consumer(self, consumer_id: str) -> int:
+        """Deliver again, now, every message claimed by the subscriptions of ``consumer_id``: a
+        process declared dead by the liveness check. Returns how many were handed back (always 0
+        for in-process backends, whose consumers die with the queue)."""
         ...
 
     async def depth(self, topic: str, group: str) -> int:

@@ -300,6 +300,7 @@ class MemoryQueue:
         self._topics: dict[str, _Topic] = {}
         self._timers: set[asyncio.TimerHandle] = set()
         self._closed = False
+        self.consumer_id: str | None = None
 
     def _state(self, topic: str) -> _Topic:
         if self._closed:
@@ -356,6 +357,10 @@ class MemoryQueue:
         sub = _BroadcastSubscription(self, topic, state)
         state.broadcast.add(sub)
         return sub
+
+    async def release_consumer(self, consumer_id: str) -> int:
+        """Nothing to do: a memory queue lives and dies with its only process."""
+        return 0
 
     async def depth(self, topic: str, group: str) -> int:
         state = self._topics.get(topic)

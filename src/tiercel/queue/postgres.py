@@ -158,6 +158,18 @@ SELECT set_config('synchronous_commit', 'off', true),
        (SELECT count(pg_notify(%(channel)s, %(topic)s || ' ' || %(me)s)) WHERE %(notify)s)
 """
 
+_RELEASE_CONSUMER: LiteralString = """
+WITH back AS (
+    UPDATE tiercel_queue_deliveries
+    SET claimed_by = NULL, visible_at = extract(epoch FROM now())::float8
+    WHERE left(claimed_by, length(%(prefix)s)) = %(prefix)s
+    RETURNING topic
+)
+SELECT (SELECT count(*) FROM back),
+       (SELECT count(pg_notify(%(channel)s, t || ' ' || %(me)s))
+        FROM (SELECT DISTINCT topic AS t FROM back) AS topics)
+"""
+
 _RENEW: LiteralString = """
 WITH renewed AS (
     UPDATE tiercel_queue_deliveries d
@@ -357,6 +369,12 @@ class PostgresQueue(SQLQueue):
                 "notify": delay <= 0,
             },
         )
+
+    async def _release_consumer_rows(self, prefix: str) -> int:
+        rows = await self._execute(
+            _RELEASE_CONSUMER, {"prefix": prefix, "channel": self._channel, "me": self._me}
+        )
+        return int(rows[0][0])
 
     async def _renew_rows(self, items: list[tuple[int, str]]) -> None:
         await self._execute(

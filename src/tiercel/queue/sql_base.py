@@ -44,6 +44,7 @@ from tiercel.queue.sql_subscription import (
     GroupSubscription,
     Position,
     Waker,
+    claim_prefix,
     first_line,
 )
 
@@ -231,6 +232,9 @@ class SQLQueue:
         self._timers: set[asyncio.TimerHandle] = set()
         self._acks = _AckBatcher(self)
         self._publishes = _PublishBatcher(self)
+        self.consumer_id: str | None = None
+        """This process's service-instance id: it prefixes the claim token of every subscription
+        opened after it is set, so ``release_consumer`` can hand back what a dead process held."""
 
     # -- the dialect's part -------------------------------------------------------------------
 
@@ -441,6 +445,19 @@ class SQLQueue:
         await self._ensure_started()
         await self._acks.drain()
         return await self._call("depth", self._depth_rows, topic, group)
+
+    async def release_consumer(self, consumer_id: str) -> int:
+        """Make every delivery claimed by subscriptions of ``consumer_id`` (a process declared dead)
+        visible again now, instead of when its lease runs out; return how many. Settling them from
+        the old subscriptions does nothing afterwards (the claim token no longer matches)."""
+        await self._ensure_started()
+        released = await self._call("release", self._release_consumer_rows, claim_prefix(consumer_id))
+        if released:
+            self._wake_all()
+        return released
+
+    async def _release_consumer_rows(self, prefix: str) -> int:
+        raise NotImplementedError
 
     async def flush_acks(self) -> None:
         """Wait until every ``ack()`` made so far is committed."""

@@ -25,6 +25,13 @@ log = logging.getLogger(__name__)
 
 ClaimedRow = tuple[int, str | None, int, str]
 """A claimed delivery: (delivery id, key, attempt, payload JSON)."""
+
+
+def claim_prefix(consumer_id: str) -> str:
+    """The start of every claim token of a consumer's subscriptions (see ``release_consumer``)."""
+    return f"{consumer_id}/"
+
+
 Position = tuple[int, int]
 """Where a broadcast subscriber stands: (transaction id, message id); only the order matters."""
 
@@ -204,7 +211,8 @@ class GroupSubscription(_Subscription):
         super().__init__(queue, topic)
         self._group = group
         self._ordered = ordered
-        self._token = secrets.token_hex(16)
+        owner = queue.consumer_id
+        self._token = (claim_prefix(owner) if owner else "") + secrets.token_hex(16)
         self._in_flight: dict[int, int] = {}  # delivery id -> attempt, claimed and not settled
         self._look = True  # query on the next turn even if the line says drained
         self._claims: set[asyncio.Task[list[ClaimedRow]]] = set()

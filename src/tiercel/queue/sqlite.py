@@ -104,6 +104,11 @@ UPDATE tiercel_queue_deliveries SET claimed_by = NULL, attempt = attempt - ?, vi
 WHERE id = ? AND attempt = ? AND claimed_by = ?
 """
 
+_RELEASE_CONSUMER: LiteralString = """
+UPDATE tiercel_queue_deliveries SET claimed_by = NULL, visible_at = ?
+WHERE substr(claimed_by, 1, length(?)) = ?
+"""
+
 _RENEW: LiteralString = """
 UPDATE tiercel_queue_deliveries SET visible_at = ? WHERE id = ? AND claimed_by = ?
 """
@@ -313,6 +318,12 @@ class SQLiteQueue(SQLQueue):
             )
 
         await self._run(self._write, release)
+
+    async def _release_consumer_rows(self, prefix: str) -> int:
+        def release(conn: sqlite3.Connection) -> int:
+            return conn.execute(_RELEASE_CONSUMER, (time.time(), prefix, prefix)).rowcount
+
+        return await self._run(self._write, release)
 
     async def _renew_rows(self, items: list[tuple[int, str]]) -> None:
         def renew(conn: sqlite3.Connection) -> None:
