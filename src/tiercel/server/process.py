@@ -187,10 +187,12 @@ class ServerProcess:
         await liveness.set_state(ServiceState.TERMINATED_GRACEFULLY)
 
     async def _recover(self, runner: Any, period: float) -> None:
-        """Executions whose start was never announced (their creator died in between) are started."""
+        """Executions whose start was never announced (their creator died in between) are started;
+        MultipleCondition windows that have ended are removed."""
         while True:
             try:
                 await runner.resend_stuck_starts(older_than=period)
+                await runner.repos.windows.expire(runner.clock.now())
             except Exception as exc:
                 log.warning("recovery pass failed: %s", exc)
             await asyncio.sleep(period)
