@@ -187,3 +187,24 @@ async def test_a_cancelled_lock_wait_leaves_the_lock_usable(url: str) -> None:
             for repository in (repos, other):
                 async with repository.executions.lock("e1") as locked:
                     assert locked.execution is not None and locked.execution.variables == {"by": "holder"}
+
+
+async def test_many_concurrent_log_appends_on_sqlite_all_land(tmp_path: Path) -> None:
+    """Regression: a cursor handed back to the event loop and freed there reset a statement the
+    writer thread was running ("bad parameter or other API misuse"), and a worker re-ran its task."""
+    repos = SqliteRepositories(f"sqlite:///{tmp_path / 'logs.db'}")
+    now = datetime.now(UTC)
+
+    async def append(i: int) -> None:
+        entries = [
+            LogEntry(namespace="a", flow_id="f", execution_id="e", timestamp=now, message=f"{i}-{j}")
+            for j in range(1 + i % 4)
+        ]
+        await repos.logs.append(entries)
+
+    try:
+        for round_ in range(5):
+            await asyncio.gather(*(append(round_ * 200 + i) for i in range(200)))
+        assert len(await repos.logs.find("e")) == sum(1 + i % 4 for i in range(1000))
+    finally:
+        await repos.close()

@@ -212,7 +212,7 @@ class SQLiteQueue(SQLQueue):
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             self._conn = conn
-            self._write(lambda c: [c.execute(statement) for statement in ddl("sqlite")])
+            self._write(lambda c: [c.execute(statement).close() for statement in ddl("sqlite")])
         except BaseException:
             self._conn = None
             conn.close()
@@ -305,7 +305,7 @@ class SQLiteQueue(SQLQueue):
         return await self._run(run)
 
     async def _ack_rows(self, items: list[AckItem], wake_topics: set[str]) -> None:
-        await self._run(self._write, lambda conn: conn.executemany(_ACK, items))
+        await self._run(self._write, lambda conn: conn.executemany(_ACK, items).close())
 
     async def _release_rows(
         self, topic: str, token: str, items: list[tuple[int, int]], delay: float, undo: bool

@@ -224,10 +224,10 @@ class SqliteDatabase(Database):
         def call() -> T:
             raw: sqlite3.Connection = self._connection().connection.driver_connection  # type: ignore[assignment]
             if not immediate:
-                return work(raw)
+                return _no_cursor(work(raw))
             raw.execute("BEGIN IMMEDIATE")
             try:
-                result = work(raw)
+                result = _no_cursor(work(raw))
             except BaseException:
                 raw.execute("ROLLBACK")
                 raise
@@ -332,6 +332,16 @@ class SqliteDatabase(Database):
         await self._run(
             self._writer, self._raw(lambda raw: raw.executemany(INSERT_LOG, rows), immediate=True)
         )
+
+
+def _no_cursor(result: T) -> T:
+    """Close a cursor here, on the connection's own thread, instead of letting it reach the event
+    loop: freed there, it resets a cached statement the writer thread may be running at that very
+    moment, and SQLite answers "bad parameter or other API misuse"."""
+    if isinstance(result, sqlite3.Cursor):
+        result.close()
+        return None  # type: ignore[return-value]
+    return result
 
 
 class SqliteRepositories(SqlRepositories):
