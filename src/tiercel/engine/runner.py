@@ -45,6 +45,13 @@ EXECUTOR_ROLE = "executor"
 WORKER_ROLE = "worker"
 ENGINE_ROLES: frozenset[str] = frozenset({EXECUTOR_ROLE, WORKER_ROLE})
 
+REPORT_RETRY_SECONDS = 60.0
+"""How long a worker keeps trying to store a finished task's logs and result before giving up."""
+
+EXECUTOR_CONCURRENCY = 16
+"""Executions whose events one executor applies at once (each under its own lock)."""
+STARTS = frozenset({"start", "unqueue"})
+
 MAX_EVENT_ATTEMPTS = 10
 """Deliveries of one execution's events before they are dropped as poison (logged)."""
 
@@ -162,12 +169,14 @@ class LocalRunner:
         await self.stop()
 
     async def start(self) -> None:
-        loops: list[tuple[str, Callable[[Any], Awaitable[None]], Any]] = []
+        # Every process hears of flow changes, so the live revisions it caches stay current.
+        loops: list[tuple[str, Callable[[Any], Awaitable[None]], Any]] = [
+            ("flows", self._flows_loop, self.queue.subscribe_broadcast(FLOWS_TOPIC))
+        ]
         if EXECUTOR_ROLE in self.roles:
             loops += [
                 ("executor", self._executor_loop, self.queue.subscribe(EXECUTOR_TOPIC, EXECUTOR_GROUP)),
                 ("indexer", self._indexer_loop, self.queue.subscribe("logs", INDEXER_GROUP)),
-                ("flows", self._flows_loop, self.queue.subscribe_broadcast(FLOWS_TOPIC)),
             ]
         if WORKER_ROLE in self.roles:
             loops += [
@@ -229,7 +238,6 @@ class LocalRunner:
         if self._tmp is not None:
             self._tmp.cleanup()
 
-
     # -- role loops ----------------------------------------------------------------------------
     async def _executor_loop(self, sub: Any) -> None:
         """Batches are never interrupted by ``drain``: it cancels the loop only while it waits."""
@@ -248,21 +256,39 @@ class LocalRunner:
         grouped: dict[str, list[Any]] = {}
         for delivery in deliveries:
             grouped.setdefault(delivery.message.execution_id, []).append(delivery)
-        for execution_id, group in grouped.items():
-            try:
-                await self.executor.handle(execution_id, [d.message for d in group])
-            except Exception as exc:
-                attempt = max(d.attempt for d in group)
-                if attempt < MAX_EVENT_ATTEMPTS:
-                    log.warning(
-                        "events of execution %s failed (attempt %d), retrying: %s", execution_id, attempt, exc
-                    )
-                    for delivery in group:
-                        await _settle(delivery.nack(delay=min(0.1 * 2**attempt, 5.0)))
-                    continue
-                log.exception("events of execution %s dropped after %d attempts", execution_id, attempt)
-            for delivery in group:
-                await _settle(delivery.ack())
+        # Starts one after the other: a flow's concurrency limit counts its running executions,
+        # and two starts applied at once would both see room for one more.
+        starting = [eid for eid, group in grouped.items() if any(d.message.kind in STARTS for d in group)]
+        for execution_id in starting:
+            await self._execute_group(execution_id, grouped.pop(execution_id))
+        if len(grouped) <= 1:
+            for execution_id, group in grouped.items():
+                await self._execute_group(execution_id, group)
+            return
+        # The other executions' events concurrently: each waits on its own database round trips.
+        slots = asyncio.Semaphore(EXECUTOR_CONCURRENCY)
+
+        async def guarded(execution_id: str, group: list[Any]) -> None:
+            async with slots:
+                await self._execute_group(execution_id, group)
+
+        await asyncio.gather(*(guarded(execution_id, group) for execution_id, group in grouped.items()))
+
+    async def _execute_group(self, execution_id: str, group: list[Any]) -> None:
+        try:
+            await self.executor.handle(execution_id, [d.message for d in group])
+        except Exception as exc:
+            attempt = max(d.attempt for d in group)
+            if attempt < MAX_EVENT_ATTEMPTS:
+                log.warning(
+                    "events of execution %s failed (attempt %d), retrying: %s", execution_id, attempt, exc
+                )
+                for delivery in group:
+                    await _settle(delivery.nack(delay=min(0.1 * 2**attempt, 5.0)))
+                return
+            log.exception("events of execution %s dropped after %d attempts", execution_id, attempt)
+        for delivery in group:
+            await _settle(delivery.ack())
 
     async def _worker_loop(self, sub: Any) -> None:
         slots = asyncio.Semaphore(self.worker_concurrency)
@@ -318,15 +344,17 @@ class LocalRunner:
         if self.liveness is not None and not await self.liveness.still_alive():
             return  # declared dead: this task run was given to another worker
         event = ExecutorEvent(execution_id=result.execution_id, kind="result", result=result)
-        await self.queue.publish(EXECUTOR_TOPIC, event, key=result.execution_id)
+        await _persistently(
+            "report a task result", self.queue.publish, EXECUTOR_TOPIC, event, result.execution_id
+        )
 
     async def _sink(self, logs: list[LogEntry], metrics: list[MetricEntry]) -> None:
         """Index task logs before the result is reported, so the next task (``errorLogs()``,
-        ``log.Fetch``) always sees them; across processes they travel on the ``logs`` topic."""
+        ``log.Fetch``) always sees them."""
         if logs:
-            await self.repos.logs.append(logs)
+            await _persistently("store task logs", self.repos.logs.append, logs)
         if metrics:
-            await self.repos.metrics.append(metrics)
+            await _persistently("store task metrics", self.repos.metrics.append, metrics)
 
     async def _indexer_loop(self, sub: Any) -> None:
         while True:
@@ -350,12 +378,11 @@ class LocalRunner:
                 changed = delivery.message
                 key = (changed.namespace, changed.flow_id)
                 cached = self._live.get(key)
-                if changed.deleted:
-                    self._live.pop(key, None)
-                elif self._live_loaded and (cached is None or cached.revision != changed.revision):
-                    flow = await self.get_flow(changed.namespace, changed.flow_id)
-                    if flow is not None:
-                        self._live[key] = flow
+                if cached is not None and cached.revision == changed.revision and not changed.deleted:
+                    continue  # our own deploy, or already seen
+                self._live.pop(key, None)
+                if not changed.deleted and self._live_loaded:
+                    await self.get_flow(changed.namespace, changed.flow_id)  # back into _live
 
     async def _kill_loop(self, sub: Any) -> None:
         while True:
@@ -408,6 +435,8 @@ class LocalRunner:
         """The live flow, or one exact revision (even of a since-deleted flow); None if absent."""
         if revision is not None and (namespace, flow_id, revision) in self._parsed:
             return self._parsed[(namespace, flow_id, revision)]
+        if revision is None and self._loops and (live := self._live.get((namespace, flow_id))) is not None:
+            return live  # kept current by deploy/delete here and the flows topic from elsewhere
         record = await self.repos.flows.get(namespace, flow_id, revision, allow_deleted=revision is not None)
         if record is None or record.deleted:
             return None
@@ -417,7 +446,12 @@ class LocalRunner:
 
             parsed = record.flow if isinstance(record.flow, Flow) else parse_flow(record.source).flow
             self._parsed[key] = parsed.model_copy(update={"revision": record.revision})
-        return self._parsed[key]
+        flow = self._parsed[key]
+        if revision is None and self._loops:
+            cached = self._live.get((namespace, flow_id))
+            if cached is None or (cached.revision or 0) < record.revision:
+                self._live[(namespace, flow_id)] = flow
+        return flow
 
     async def live_flows(self) -> list[Flow]:
         """Every live flow (latest revisions), for Flow triggers; loaded once, then kept current."""
@@ -705,6 +739,24 @@ class LocalRunner:
         kind = "start" if replayed.current == StateType.CREATED else "continue"
         await self.send(ExecutorEvent(execution_id=replayed.id, kind=kind))
         return replayed
+
+
+async def _persistently(what: str, call: Callable[..., Awaitable[None]], *args: Any) -> None:
+    """Retry a task's report for a while (the database or queue may be restarting): running the
+    task again because its result could not be written would run it twice."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + REPORT_RETRY_SECONDS
+    pause = 0.05
+    while True:
+        try:
+            await call(*args)
+            return
+        except Exception as exc:
+            if loop.time() + pause > deadline:
+                raise
+            log.warning("could not %s, retrying: %s", what, exc)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
 
 
 async def _settle(settling: Awaitable[None]) -> None:
