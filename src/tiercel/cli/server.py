@@ -111,6 +111,17 @@ def webserver(config_path: str | None, flow_path: str | None, host: str | None, 
     _run(("webserver",), config_path, flow_path, host=host, port=port)
 
 
+def _event_loop_runner(main: Any) -> int:
+    """Run on uvloop when it is installed (the ``server`` extra): its loop and uvicorn's httptools
+    parser cut the CPU each request and queue wake-up costs."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
 def _run(
     roles: tuple[str, ...],
     config_path: str | None,
@@ -132,7 +143,7 @@ def _run(
             config,
             ProcessOptions(frozenset(roles), flow_path=flow_path, host=host, port=port, threads=threads),
         )
-        code = asyncio.run(process.run())
+        code = _event_loop_runner(process.run())
     except TiercelError as exc:
         click.secho(f"Cannot start the server: {exc}", fg="red", err=True)
         sys.exit(1)
