@@ -1,12 +1,15 @@
-"""Engine benchmarks: ``make bench`` (or ``.venv/bin/python bench/run.py --help``).
+"""Engine and server benchmarks: ``make bench`` (or ``.venv/bin/python bench/run.py --help``).
 
-Every benchmark deploys one flow on a fresh in-process ``LocalRunner``, runs it once to warm up
+Every engine benchmark deploys one flow on a fresh in-process ``LocalRunner``, runs it once to warm up
 (imports, template and plugin caches), then runs it three more times and keeps the best wall-clock
 time of ``runner.run()`` (create the execution, then wait until it is terminated).
 
 Benchmarks inform and tests assert: the exit code is 0 even when a target is missed; a missed
 target is printed as MISSED. A benchmark that cannot run (wrong final state, wrong number of task
 runs) is an ERROR and makes the exit code 1, because its figure would mean nothing.
+
+The server benchmarks (bench/server_bench.py: real ``tiercel server`` processes over HTTP, the
+PostgreSQL queue, start-up time and memory) follow; ``--quick`` leaves them out.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+import server_bench
 
 from tiercel.engine.runner import LocalRunner
 from tiercel.flows.validate import parse_flow
@@ -178,6 +183,7 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu": cpu,
         "cpus": os.cpu_count(),
+        "load": round(os.getloadavg()[0], 2),  # 1-minute load average when the benchmarks started
     }
 
 
@@ -188,7 +194,7 @@ def print_table(results: list[Result], info: dict[str, Any]) -> None:
     colors = {"PASS": "green", "MISSED": "bold red", "ERROR": "bold red"}
     table = Table(
         title=f"Tiercel engine benchmarks (best of {REPEATS} after {WARMUPS} warm-up)",
-        caption=f"Python {info['python']} on {info['cpu']} ({info['cpus']} CPUs)",
+        caption=f"Python {info['python']} on {info['cpu']} ({info['cpus']} CPUs, load {info['load']})",
     )
     for column in ("benchmark", "N", "total", "per task", "target", "result"):
         table.add_column(column, justify="right" if column in ("N", "total", "per task") else "left")
@@ -209,6 +215,8 @@ def print_table(results: list[Result], info: dict[str, Any]) -> None:
 
 
 def profile(name: str, sort: str, limit: int) -> None:
+    if name in server_bench.PROFILES:
+        sys.exit(server_bench.profile(name.removeprefix("server-"), sort, limit))
     bench = BY_NAME[name]
     profiler = cProfile.Profile()
     result = asyncio.run(measure(bench, profiler))
@@ -221,15 +229,19 @@ def profile(name: str, sort: str, limit: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    every = [*BY_NAME, *server_bench.NAMES]
     parser.add_argument(
-        "names", nargs="*", metavar="NAME", help=f"benchmarks to run (default: all of {', '.join(BY_NAME)})"
+        "names", nargs="*", metavar="NAME", help=f"benchmarks to run (default: all of {', '.join(every)})"
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
+        "--quick", action="store_true", help="engine benchmarks only (no server processes, no PostgreSQL)"
+    )
+    parser.add_argument(
         "--profile",
         metavar="NAME",
-        choices=list(BY_NAME),
-        help="run one benchmark under cProfile and print the top entries",
+        choices=[*BY_NAME, *server_bench.PROFILES],
+        help="run one benchmark (or a server under load) under cProfile and print the top entries",
     )
     parser.add_argument(
         "--sort",
@@ -240,28 +252,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=25, help="profile entries to print (default: 25)")
     args = parser.parse_args(argv)
 
-    unknown = [n for n in args.names if n not in BY_NAME]
+    unknown = [n for n in args.names if n not in every]
     if unknown:
-        parser.error(f"unknown benchmark {', '.join(unknown)} (choose from {', '.join(BY_NAME)})")
+        parser.error(f"unknown benchmark {', '.join(unknown)} (choose from {', '.join(every)})")
     if args.profile:
         profile(args.profile, args.sort, args.top)
         return 0
 
-    wanted = set(args.names or BY_NAME)
+    wanted = {n for n in args.names if n in BY_NAME} if args.names else set(BY_NAME)
     # A flatness check needs its baseline, so a selected benchmark brings its baseline along.
     wanted |= {b.flat_against for b in BENCHMARKS if b.name in wanted and b.flat_against}
     selected = [b for b in BENCHMARKS if b.name in wanted]
+    info = machine()
     by_name: dict[str, Result] = {}
     for bench in selected:
         by_name[bench.name] = asyncio.run(measure(bench))
         check_flatness(bench, by_name[bench.name], by_name)
     results = list(by_name.values())
-    info = machine()
+    if results and not args.json:
+        print_table(results, info)  # before the slower server benchmarks start
+    servers = [n for n in server_bench.NAMES if n in args.names or not (args.names or args.quick)]
+    report = server_bench.run(servers, chain_flow)
     if args.json:
-        print(json.dumps({"machine": info, "results": [asdict(r) for r in results]}, indent=2))
-    else:
-        print_table(results, info)
-    return 1 if any(r.status == "ERROR" for r in results) else 0
+        server = {"rates": [asdict(r) for r in report.rates], "figures": [asdict(f) for f in report.figures]}
+        print(
+            json.dumps({"machine": info, "results": [asdict(r) for r in results], "server": server}, indent=2)
+        )
+    elif report.figures:
+        server_bench.print_tables(report)
+    statuses = [r.status for r in results] + [f.status for f in report.figures]
+    return 1 if "ERROR" in statuses else 0
 
 
 if __name__ == "__main__":
