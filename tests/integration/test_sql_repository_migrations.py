@@ -91,3 +91,10 @@ async def test_a_closed_repository_refuses_work(database: tuple[str, str]) -> No
     await repos.close()
     with pytest.raises(RuntimeError):
         await repos.flows.namespaces()
+
+
+def test_the_head_revision_constant_is_alembics_head() -> None:
+    """Start-up skips alembic when the stored revision is ``HEAD_REVISION``: it must be the newest."""
+    from tiercel.repository.sql.migrate import HEAD_REVISION
+
+    assert head() == HEAD_REVISION
