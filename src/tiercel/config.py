@@ -188,20 +188,27 @@ class LocalStorageConfig(_Section):
 
 class S3StorageConfig(_Section):
     bucket: str | None = None
+    """Required when ``storage.type`` is ``s3``."""
     region: str | None = None
     endpoint: str | None = None
-    """For MinIO and other S3-compatible servers."""
+    """For MinIO and other S3-compatible servers (``http://`` allowed); default: AWS."""
     access_key: str | None = None
+    """With ``secret_key``; both default to ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``,
+    then to the rest of the AWS chain (web identity, instance role)."""
     secret_key: Secret = None
     path_style: bool = False
+    """Address the bucket as ``<endpoint>/<bucket>`` (MinIO and most self-hosted servers) rather
+    than as the host ``<bucket>.<endpoint host>``."""
 
 
 class GcsStorageConfig(_Section):
     bucket: str | None = None
+    """Required when ``storage.type`` is ``gcs``."""
     project: str | None = None
     credentials_file: Path | None = None
+    """A service-account key (JSON); default: Application Default Credentials."""
     endpoint: str | None = None
-    """For an emulator."""
+    """For an emulator (anonymous unless ``credentials_file`` is set)."""
 
 
 class AzureStorageConfig(_Section):

@@ -15,6 +15,10 @@ by silently skipping a backend.
 
 Abilities that only some backends have are declared by ``supports_*`` attributes on the backend
 (``Queue.supports_redelivery_across_restarts``, …); tests consult them with ``pytest.skip``.
+
+Storage backends (``STORAGE_BACKENDS``) are built in ``StorageBackend.open``: ``local`` on a
+temporary folder, ``s3`` and ``gcs`` on a fresh bucket of an in-process server (moto,
+gcp-storage-emulator) started once per pytest process.
 """
 
 from __future__ import annotations
@@ -23,16 +27,20 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from pathlib import Path
 
 import pytest
 
+from tests.support import object_stores
 from tiercel.model.base import Record
 from tiercel.queue.base import Queue
 from tiercel.repository.base import Repositories
+from tiercel.storage.base import Storage
 
 QUEUE_BACKENDS = ["memory", "sqlite", "postgres"]
 REPOSITORY_BACKENDS = ["memory", "sqlite", "postgres"]
+STORAGE_BACKENDS = ["local", "s3", "gcs"]
 
 
 def require_server(name: str, reachable: bool) -> None:
@@ -178,3 +186,89 @@ async def repository_backend(request: pytest.FixtureRequest) -> AsyncIterator[Re
 @pytest.fixture
 async def repositories(repository_backend: RepositoryBackend) -> Repositories:
     return await repository_backend.open()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    require_server("s3", object_stores.available("moto.server"))
+    with object_stores.s3_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def gcs_endpoint() -> Iterator[str]:
+    require_server("gcs", object_stores.available("gcp_storage_emulator.server"))
+    with object_stores.gcs_server() as endpoint:
+        yield endpoint
+
+
+class StorageBackend:
+    """Opens storages of one backend over one test's folder or bucket and closes them at the end.
+
+    Each ``open()`` returns a new instance over the same data (another process's view).
+    ``hidden`` lists what no error message may show: the real folder, the bucket, the endpoint.
+    """
+
+    def __init__(self, name: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+        self.name = name
+        self._opened: list[Storage] = []
+        self._endpoint = self._bucket = ""
+        self._root = tmp_path / "storage"
+        if name == "s3":
+            self._endpoint = request.getfixturevalue("s3_endpoint")
+            self._bucket = object_stores.new_s3_bucket(self._endpoint)
+        elif name == "gcs":
+            self._endpoint = request.getfixturevalue("gcs_endpoint")
+            self._bucket = object_stores.new_gcs_bucket(self._endpoint)
+        elif name != "local":
+            raise AssertionError(f"no storage backend named {name!r}")
+        self.hidden = [str(tmp_path)] if name == "local" else [self._bucket, self._endpoint, "127.0.0.1"]
+
+    async def open(self, bucket: str | None = None) -> Storage:
+        """A storage over this test's data; ``bucket`` names another (say, missing) bucket."""
+        storage: Storage
+        if self.name == "local":
+            from tiercel.storage.local import LocalStorage
+
+            storage = LocalStorage(self._root)
+        elif self.name == "s3":
+            from tiercel.storage.s3 import S3Storage
+
+            storage = S3Storage(
+                bucket=bucket or self._bucket,
+                region="us-east-1",
+                endpoint=self._endpoint,
+                access_key=object_stores.S3_ACCESS_KEY,
+                secret_key=object_stores.S3_SECRET_KEY,
+                path_style=True,
+            )
+        else:
+            from tiercel.storage.gcs import GCSStorage
+
+            storage = GCSStorage(bucket=bucket or self._bucket, endpoint=self._endpoint)
+        self._opened.append(storage)
+        if bucket is None:
+            opener = getattr(storage, "open", None)
+            if opener is not None:
+                await opener()
+        return storage
+
+    async def aclose(self) -> None:
+        for storage in reversed(self._opened):
+            closer = getattr(storage, "close", None)
+            if closer is not None:
+                await closer()
+
+
+@pytest.fixture(params=STORAGE_BACKENDS)
+async def storage_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StorageBackend]:
+    backend = StorageBackend(request.param, request, tmp_path)
+    try:
+        yield backend
+    finally:
+        await backend.aclose()
+
+
+@pytest.fixture
+async def storage(storage_backend: StorageBackend) -> Storage:
+    return await storage_backend.open()

@@ -168,6 +168,70 @@ def test_durations(text: str, seconds: float) -> None:
     assert config.liveness.heartbeat_interval == timedelta(seconds=seconds)
 
 
+def test_object_storage_settings_from_the_environment() -> None:
+    config = load_config(
+        None,
+        {
+            "TIERCEL_STORAGE__TYPE": "s3",
+            "TIERCEL_STORAGE__S3__BUCKET": "flows",
+            "TIERCEL_STORAGE__S3__REGION": "eu-west-3",
+            "TIERCEL_STORAGE__S3__ENDPOINT": "http://127.0.0.1:9000",
+            "TIERCEL_STORAGE__S3__ACCESS_KEY": "minio",
+            "TIERCEL_STORAGE__S3__SECRET_KEY": "minio-secret-key",
+            "TIERCEL_STORAGE__S3__PATH_STYLE": "true",
+        },
+    )
+    assert config.storage.backend_options() == {
+        "bucket": "flows",
+        "region": "eu-west-3",
+        "endpoint": "http://127.0.0.1:9000",
+        "access_key": "minio",
+        "secret_key": "minio-secret-key",
+        "path_style": True,
+    }
+    assert "minio-secret-key" not in repr(config)
+
+    config = load_config(
+        None,
+        {
+            "TIERCEL_STORAGE__TYPE": "gcs",
+            "TIERCEL_STORAGE__GCS__BUCKET": "flows",
+            "TIERCEL_STORAGE__GCS__PROJECT": "my-project",
+            "TIERCEL_STORAGE__GCS__CREDENTIALS_FILE": "/etc/tiercel/key.json",
+            "TIERCEL_STORAGE__GCS__ENDPOINT": "http://127.0.0.1:9023",
+        },
+    )
+    assert config.storage.backend_options() == {
+        "bucket": "flows",
+        "project": "my-project",
+        "credentials_file": Path("/etc/tiercel/key.json"),
+        "endpoint": "http://127.0.0.1:9023",
+    }
+
+
+def test_object_storage_defaults_and_empty_secret() -> None:
+    config = load_config(None, {"TIERCEL_STORAGE__TYPE": "s3", "TIERCEL_STORAGE__S3__SECRET_KEY": ""})
+    assert config.storage.backend_options() == {
+        "bucket": None,
+        "region": None,
+        "endpoint": None,
+        "access_key": None,
+        "secret_key": None,
+        "path_style": False,
+    }
+    assert load_config(None, {"TIERCEL_STORAGE__TYPE": "gcs"}).storage.backend_options() == {
+        "bucket": None,
+        "project": None,
+        "credentials_file": None,
+        "endpoint": None,
+    }
+
+
+def test_bad_path_style_names_the_variable() -> None:
+    message = config_error(TIERCEL_STORAGE__S3__PATH_STYLE="sometimes")
+    assert message.startswith("environment variable TIERCEL_STORAGE__S3__PATH_STYLE: storage.s3.path_style: ")
+
+
 # -- errors ---------------------------------------------------------------------------------------
 
 

@@ -26,7 +26,7 @@ from typing import IO, Any, BinaryIO
 
 from tiercel.errors import StorageError, StorageNotFound
 from tiercel.storage.base import CHUNK_SIZE, FileAttributes, FileType, PutSource, URILike
-from tiercel.storage.uri import RESERVED_PREFIX, InvalidStorageURI, StorageURI
+from tiercel.storage.uri import RESERVED_PREFIX, InvalidStorageURI, StorageURI, parse_user_uri
 
 _META = RESERVED_PREFIX + "meta."
 _TMP = RESERVED_PREFIX + "tmp-"
@@ -89,12 +89,7 @@ class LocalStorage:
 
     # -- path mapping -----------------------------------------------------------------------
     def _uri(self, uri: URILike) -> StorageURI:
-        parsed = StorageURI.parse(uri)
-        if any(seg.startswith(RESERVED_PREFIX) for seg in parsed.segments):
-            raise InvalidStorageURI(
-                f"Invalid storage URI '{parsed}': names starting with '{RESERVED_PREFIX}' are reserved"
-            )
-        return parsed
+        return parse_user_uri(uri)
 
     def _real(self, uri: StorageURI, follow: bool = True) -> Path:
         """The resolved filesystem path for ``uri``; refuses anything resolving outside the root.

@@ -149,6 +149,17 @@ def _resolve(path: str, original: str) -> str:
     return "/" + "/".join(out)
 
 
+def parse_user_uri(value: str | StorageURI) -> StorageURI:
+    """:meth:`StorageURI.parse`, also refusing names a backend keeps for its bookkeeping
+    (``RESERVED_PREFIX``): every backend parses the URIs it is given with this."""
+    parsed = StorageURI.parse(value)
+    if any(seg.startswith(RESERVED_PREFIX) for seg in parsed.segments):
+        raise InvalidStorageURI(
+            f"Invalid storage URI '{parsed}': names starting with '{RESERVED_PREFIX}' are reserved"
+        )
+    return parsed
+
+
 def check_segment(segment: str, original: str | None = None) -> str:
     """Validate one path segment (no separators, dots, NUL, control characters or huge names)."""
     shown = _show(original if original is not None else segment)
@@ -265,6 +276,7 @@ __all__ = [
     "namespace_file_uri",
     "namespace_files_prefix",
     "namespace_prefix",
+    "parse_user_uri",
     "slugify",
     "state_uri",
     "task_output_prefix",

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.support import object_stores
 from tiercel.config import Config
 from tiercel.errors import ConfigError
 from tiercel.queue.base import QueueClosed, Topic
@@ -293,3 +294,65 @@ async def test_sqlite_backends(tmp_path: Path) -> None:
         assert isinstance(components.storage, LocalStorage)
     finally:
         await close_components(components)
+
+
+# -- object storage: the built-in s3 and gcs entry points ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    with object_stores.s3_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="module")
+def gcs_endpoint() -> Iterator[str]:
+    with object_stores.gcs_server() as endpoint:
+        yield endpoint
+
+
+async def test_s3_storage(s3_endpoint: str) -> None:
+    from tiercel.storage.s3 import S3Storage
+
+    settings = {
+        "bucket": object_stores.new_s3_bucket(s3_endpoint),
+        "endpoint": s3_endpoint,
+        "access_key": object_stores.S3_ACCESS_KEY,
+        "secret_key": object_stores.S3_SECRET_KEY,
+        "path_style": True,
+    }
+    config = Config(
+        queue={"type": "memory"}, repository={"type": "memory"}, storage={"type": "s3", "s3": settings}
+    )
+    components = await build_components(config, environ={})
+    try:
+        assert isinstance(components.storage, S3Storage)
+        await components.storage.put("kestra:///ns/a.txt", b"through the entry point")
+        assert await components.storage.get_bytes("kestra:///ns/a.txt") == b"through the entry point"
+    finally:
+        await close_components(components)
+
+
+async def test_gcs_storage(gcs_endpoint: str) -> None:
+    from tiercel.storage.gcs import GCSStorage
+
+    settings = {"bucket": object_stores.new_gcs_bucket(gcs_endpoint), "endpoint": gcs_endpoint}
+    config = Config(
+        queue={"type": "memory"}, repository={"type": "memory"}, storage={"type": "gcs", "gcs": settings}
+    )
+    components = await build_components(config, environ={})
+    try:
+        assert isinstance(components.storage, GCSStorage)
+        await components.storage.put("kestra:///ns/a.txt", b"through the entry point")
+        assert await components.storage.get_bytes("kestra:///ns/a.txt") == b"through the entry point"
+    finally:
+        await close_components(components)
+
+
+@pytest.mark.parametrize("kind", ["s3", "gcs"])
+async def test_object_storage_without_a_bucket_is_refused(kind: str) -> None:
+    config = Config(queue={"type": "memory"}, repository={"type": "memory"}, storage={"type": kind})
+    with pytest.raises(
+        ConfigError, match=rf"^storage\.{kind}\.bucket is required when storage\.type is {kind}$"
+    ):
+        await build_components(config, environ={})
