@@ -4,12 +4,23 @@ UV := .tools/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_WORKERS ?= auto
+AZURITE_VERSION := 3.37.0
+AZURITE := .tools/azurite/node_modules/.bin/azurite-blob
 
 .PHONY: setup run demo test bench lint format clean
 
 $(UV):
 	python3 -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# The Azure storage tests' emulator (npm). Without npm they are skipped locally and fail in CI.
+$(AZURITE):
+	@if command -v npm >/dev/null 2>&1; then \
+		npm install --prefix .tools/azurite --no-audit --no-fund --no-update-notifier --silent \
+			azurite@$(AZURITE_VERSION); \
+	else \
+		echo "npm not found: the azure storage tests will be skipped (and fail in CI)"; \
+	fi
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --locked --quiet
@@ -27,7 +38,7 @@ demo: setup
 		$(BIN)/tiercel flow test "$$f" --flows examples/flows || exit 1; \
 	done
 
-test: setup
+test: setup $(AZURITE)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/pytest -n $(PYTEST_WORKERS) -q
 

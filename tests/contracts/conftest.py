@@ -18,7 +18,8 @@ Abilities that only some backends have are declared by ``supports_*`` attributes
 
 Storage backends (``STORAGE_BACKENDS``) are built in ``StorageBackend.open``: ``local`` on a
 temporary folder, ``s3`` and ``gcs`` on a fresh bucket of an in-process server (moto,
-gcp-storage-emulator) started once per pytest process.
+gcp-storage-emulator), ``azure`` on a fresh container of an Azurite process (installed by
+``make test``); each server is started once per pytest process.
 """
 
 from __future__ import annotations
@@ -36,11 +37,12 @@ from tests.support import object_stores
 from tiercel.model.base import Record
 from tiercel.queue.base import Queue
 from tiercel.repository.base import Repositories
+from tiercel.storage.azure import EMULATOR_ACCOUNT, EMULATOR_KEY
 from tiercel.storage.base import Storage
 
 QUEUE_BACKENDS = ["memory", "sqlite", "postgres"]
 REPOSITORY_BACKENDS = ["memory", "sqlite", "postgres"]
-STORAGE_BACKENDS = ["local", "s3", "gcs"]
+STORAGE_BACKENDS = ["local", "s3", "gcs", "azure"]
 
 
 def require_server(name: str, reachable: bool) -> None:
@@ -202,11 +204,19 @@ def gcs_endpoint() -> Iterator[str]:
         yield endpoint
 
 
+@pytest.fixture(scope="session")
+def azure_endpoint() -> Iterator[str]:
+    require_server("azure", object_stores.AZURITE.exists())
+    with object_stores.azure_server() as endpoint:
+        yield endpoint
+
+
 class StorageBackend:
     """Opens storages of one backend over one test's folder or bucket and closes them at the end.
 
     Each ``open()`` returns a new instance over the same data (another process's view).
-    ``hidden`` lists what no error message may show: the real folder, the bucket, the endpoint.
+    ``hidden`` lists what no error message may show: the real folder, the bucket, the endpoint,
+    Azure's account and key.
     """
 
     def __init__(self, name: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
@@ -220,12 +230,18 @@ class StorageBackend:
         elif name == "gcs":
             self._endpoint = request.getfixturevalue("gcs_endpoint")
             self._bucket = object_stores.new_gcs_bucket(self._endpoint)
+        elif name == "azure":
+            self._endpoint = request.getfixturevalue("azure_endpoint")
+            self._bucket = object_stores.new_azure_container(self._endpoint)
         elif name != "local":
             raise AssertionError(f"no storage backend named {name!r}")
         self.hidden = [str(tmp_path)] if name == "local" else [self._bucket, self._endpoint, "127.0.0.1"]
+        if name == "azure":
+            self.hidden += [EMULATOR_ACCOUNT, EMULATOR_KEY]
 
     async def open(self, bucket: str | None = None) -> Storage:
-        """A storage over this test's data; ``bucket`` names another (say, missing) bucket."""
+        """A storage over this test's data; ``bucket`` names another (say, missing) bucket or
+        container."""
         storage: Storage
         if self.name == "local":
             from tiercel.storage.local import LocalStorage
@@ -242,10 +258,15 @@ class StorageBackend:
                 secret_key=object_stores.S3_SECRET_KEY,
                 path_style=True,
             )
-        else:
+        elif self.name == "gcs":
             from tiercel.storage.gcs import GCSStorage
 
             storage = GCSStorage(bucket=bucket or self._bucket, endpoint=self._endpoint)
+        else:
+            from tiercel.storage.azure import AzureStorage
+
+            connection_string = object_stores.azure_connection_string(self._endpoint)
+            storage = AzureStorage(container=bucket or self._bucket, connection_string=connection_string)
         self._opened.append(storage)
         if bucket is None:
             opener = getattr(storage, "open", None)

@@ -1,4 +1,4 @@
-"""The ``Storage`` contract, run against every backend in ``STORAGE_BACKENDS`` (local, s3, gcs).
+"""The ``Storage`` contract, run against every backend in ``STORAGE_BACKENDS`` (local, s3, gcs, azure).
 
 Local-only behaviour (symlinks, the files on disk) is tested in ``tests/unit/storage``.
 """

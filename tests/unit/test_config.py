@@ -208,6 +208,29 @@ def test_object_storage_settings_from_the_environment() -> None:
         "endpoint": "http://127.0.0.1:9023",
     }
 
+    config = load_config(
+        None,
+        {
+            "TIERCEL_STORAGE__TYPE": "azure",
+            "TIERCEL_STORAGE__AZURE__CONTAINER": "flows",
+            "TIERCEL_STORAGE__AZURE__CONNECTION_STRING": "AccountName=acct;AccountKey=azure-conn-key",
+            "TIERCEL_STORAGE__AZURE__ACCOUNT": "acct",
+            "TIERCEL_STORAGE__AZURE__ACCOUNT_KEY": "azure-account-key",
+            "TIERCEL_STORAGE__AZURE__SAS_TOKEN": "sv=2021&sig=azure-sas",
+            "TIERCEL_STORAGE__AZURE__ENDPOINT": "http://127.0.0.1:10000/devstoreaccount1",
+        },
+    )
+    assert config.storage.backend_options() == {
+        "container": "flows",
+        "connection_string": "AccountName=acct;AccountKey=azure-conn-key",
+        "account": "acct",
+        "account_key": "azure-account-key",
+        "sas_token": "sv=2021&sig=azure-sas",
+        "endpoint": "http://127.0.0.1:10000/devstoreaccount1",
+    }
+    for secret in ("azure-conn-key", "azure-account-key", "azure-sas"):
+        assert secret not in repr(config) + str(config)
+
 
 def test_object_storage_defaults_and_empty_secret() -> None:
     config = load_config(None, {"TIERCEL_STORAGE__TYPE": "s3", "TIERCEL_STORAGE__S3__SECRET_KEY": ""})
@@ -223,6 +246,20 @@ def test_object_storage_defaults_and_empty_secret() -> None:
         "bucket": None,
         "project": None,
         "credentials_file": None,
+        "endpoint": None,
+    }
+    azure = {
+        "TIERCEL_STORAGE__TYPE": "azure",
+        "TIERCEL_STORAGE__AZURE__CONNECTION_STRING": "",
+        "TIERCEL_STORAGE__AZURE__ACCOUNT_KEY": "",
+        "TIERCEL_STORAGE__AZURE__SAS_TOKEN": "",
+    }
+    assert load_config(None, azure).storage.backend_options() == {
+        "container": None,
+        "connection_string": None,
+        "account": None,
+        "account_key": None,
+        "sas_token": None,
         "endpoint": None,
     }
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.contracts.conftest import require_server
 from tests.support import object_stores
 from tiercel.config import Config
 from tiercel.errors import ConfigError
@@ -19,6 +20,7 @@ from tiercel.queue.memory import MemoryQueue
 from tiercel.repository.memory import MemoryRepositories
 from tiercel.server import wiring
 from tiercel.server.wiring import build_components, close_components
+from tiercel.storage.azure import EMULATOR_ACCOUNT, EMULATOR_KEY
 from tiercel.storage.local import LocalStorage
 
 HERE = "tests.unit.server.test_wiring"
@@ -296,7 +298,7 @@ async def test_sqlite_backends(tmp_path: Path) -> None:
         await close_components(components)
 
 
-# -- object storage: the built-in s3 and gcs entry points ----------------------------------------
+# -- object storage: the built-in s3, gcs and azure entry points ------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -308,6 +310,13 @@ def s3_endpoint() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def gcs_endpoint() -> Iterator[str]:
     with object_stores.gcs_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="module")
+def azure_endpoint() -> Iterator[str]:
+    require_server("azure", object_stores.AZURITE.exists())
+    with object_stores.azure_server() as endpoint:
         yield endpoint
 
 
@@ -347,6 +356,35 @@ async def test_gcs_storage(gcs_endpoint: str) -> None:
         assert await components.storage.get_bytes("kestra:///ns/a.txt") == b"through the entry point"
     finally:
         await close_components(components)
+
+
+@pytest.mark.parametrize("credential", ["account_key", "sas_token"])
+async def test_azure_storage(azure_endpoint: str, credential: str) -> None:
+    from tiercel.storage.azure import AzureStorage
+
+    settings = {"container": object_stores.new_azure_container(azure_endpoint), "endpoint": azure_endpoint}
+    if credential == "account_key":
+        settings |= {"account": EMULATOR_ACCOUNT, "account_key": EMULATOR_KEY}
+    else:
+        settings["sas_token"] = object_stores.azure_sas_token()  # the account comes from the endpoint
+    config = Config(
+        queue={"type": "memory"}, repository={"type": "memory"}, storage={"type": "azure", "azure": settings}
+    )
+    components = await build_components(config, environ={})
+    try:
+        assert isinstance(components.storage, AzureStorage)
+        await components.storage.put("kestra:///ns/a.txt", b"through the entry point")
+        assert await components.storage.get_bytes("kestra:///ns/a.txt") == b"through the entry point"
+    finally:
+        await close_components(components)
+
+
+async def test_azure_storage_without_a_container_is_refused() -> None:
+    config = Config(queue={"type": "memory"}, repository={"type": "memory"}, storage={"type": "azure"})
+    with pytest.raises(
+        ConfigError, match=r"^storage\.azure\.container is required when storage\.type is azure$"
+    ):
+        await build_components(config, environ={})
 
 
 @pytest.mark.parametrize("kind", ["s3", "gcs"])
