@@ -36,7 +36,14 @@ from obstore.store import AzureStore
 from tiercel.errors import ConfigError
 from tiercel.storage.base import CHUNK_SIZE, PutSource
 from tiercel.storage.objects import ObjectInfo, ObjectStorage, gather
-from tiercel.storage.s3 import _VALUE_SAFE, PART_SIZE, PARTS_IN_FLIGHT, _decode, _Download, _read_in_thread
+from tiercel.storage.obstore_io import (
+    PART_SIZE,
+    PARTS_IN_FLIGHT,
+    VALUE_SAFE,
+    Download,
+    decode_metadata,
+    read_in_thread,
+)
 from tiercel.storage.uri import RESERVED_PREFIX
 
 EMULATOR_ACCOUNT = "devstoreaccount1"
@@ -117,7 +124,9 @@ class AzureStorage(ObjectStorage):
         except ObstoreError as exc:
             raise self._failure("read attributes of", key, exc) from None
         meta = result.meta
-        return ObjectInfo(key, meta["size"], meta["last_modified"], metadata=_decode(result.attributes))
+        return ObjectInfo(
+            key, meta["size"], meta["last_modified"], metadata=decode_metadata(result.attributes)
+        )
 
     async def _list(
         self, prefix: str, *, recursive: bool, limit: int | None = None
@@ -137,21 +146,19 @@ class AzureStorage(ObjectStorage):
         except (ObstoreError, FileNotFoundError) as exc:
             raise self._failure("list", prefix.rstrip("/"), exc) from None
 
-    async def _open(self, key: str) -> _Download | None:
+    async def _open(self, key: str) -> Download | None:
         try:
             result = await obstore.get_async(self._store, key)
         except FileNotFoundError:
             return None
         except ObstoreError as exc:
             raise self._failure("read", key, exc) from None
-        return _Download(
-            result.stream(min_chunk_size=CHUNK_SIZE), lambda exc: self._failure("read", key, exc)
-        )
+        return Download(result.stream(min_chunk_size=CHUNK_SIZE), lambda exc: self._failure("read", key, exc))
 
     async def _write(self, key: str, source: PutSource, metadata: Mapping[str, str]) -> None:
         data: Any = source
         if not isinstance(source, bytes | bytearray | memoryview | AsyncIterable) and hasattr(source, "read"):
-            data = _read_in_thread(cast(IO[bytes], source))
+            data = read_in_thread(cast(IO[bytes], source))
         try:
             await obstore.put_async(
                 self._store,
@@ -242,7 +249,7 @@ def _info(meta: Mapping[str, Any]) -> ObjectInfo:
 
 
 def _encode(metadata: Mapping[str, str]) -> dict[str, str]:
-    return {_encode_name(name): quote(value, safe=_VALUE_SAFE) for name, value in metadata.items()}
+    return {_encode_name(name): quote(value, safe=VALUE_SAFE) for name, value in metadata.items()}
 
 
 def _encode_name(name: str) -> str:

@@ -19,42 +19,31 @@ metadata).
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import os
-import re
-import sys
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, Mapping, Sequence
 from typing import IO, Any, cast
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, urlsplit
 
 import obstore
 from obstore.exceptions import BaseError as ObstoreError
 from obstore.store import S3Store
 
-from tiercel.errors import ConfigError, StorageError
+from tiercel.errors import ConfigError
 from tiercel.storage.base import CHUNK_SIZE, PutSource
 from tiercel.storage.objects import ObjectInfo, ObjectStorage
+from tiercel.storage.obstore_io import (
+    PART_SIZE,
+    PARTS_IN_FLIGHT,
+    VALUE_SAFE,
+    Download,
+    decode_metadata,
+    read_in_thread,
+)
 from tiercel.storage.uri import RESERVED_PREFIX
 
-PART_SIZE = 5 * 1024 * 1024
-"""Multipart upload part size: S3's minimum, so an upload holds little in memory."""
-PARTS_IN_FLIGHT = 4
-
 _MARKER = RESERVED_PREFIX + "dir"
-_STANDARD_ATTRIBUTES = frozenset(
-    {
-        "Content-Disposition",
-        "Content-Encoding",
-        "Content-Language",
-        "Content-Type",
-        "Cache-Control",
-        "Storage-Class",
-    }
-)
 _KEY_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-.")
-_KEY_ESCAPE = re.compile(r"_([0-9a-f]{1,6})_")
-_VALUE_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
 
 
 class S3Storage(ObjectStorage):
@@ -125,7 +114,9 @@ class S3Storage(ObjectStorage):
         except ObstoreError as exc:
             raise self._failure("read attributes of", key, exc) from None
         meta = result.meta
-        return ObjectInfo(key, meta["size"], meta["last_modified"], metadata=_decode(result.attributes))
+        return ObjectInfo(
+            key, meta["size"], meta["last_modified"], metadata=decode_metadata(result.attributes)
+        )
 
     async def _list(
         self, prefix: str, *, recursive: bool, limit: int | None = None
@@ -145,21 +136,19 @@ class S3Storage(ObjectStorage):
         except (ObstoreError, FileNotFoundError) as exc:
             raise self._failure("list", prefix.rstrip("/"), exc) from None
 
-    async def _open(self, key: str) -> _Download | None:
+    async def _open(self, key: str) -> Download | None:
         try:
             result = await obstore.get_async(self._store, key)
         except FileNotFoundError:
             return None
         except ObstoreError as exc:
             raise self._failure("read", key, exc) from None
-        return _Download(
-            result.stream(min_chunk_size=CHUNK_SIZE), lambda exc: self._failure("read", key, exc)
-        )
+        return Download(result.stream(min_chunk_size=CHUNK_SIZE), lambda exc: self._failure("read", key, exc))
 
     async def _write(self, key: str, source: PutSource, metadata: Mapping[str, str]) -> None:
         data: Any = source
         if not isinstance(source, bytes | bytearray | memoryview | AsyncIterable) and hasattr(source, "read"):
-            data = _read_in_thread(cast(IO[bytes], source))
+            data = read_in_thread(cast(IO[bytes], source))
         try:
             await obstore.put_async(
                 self._store,
@@ -187,57 +176,6 @@ class S3Storage(ObjectStorage):
             raise self._failure("delete", keys[0], exc) from None
 
 
-class _Download:
-    """An obstore download handed out in chunks of at most ``CHUNK_SIZE`` bytes.
-
-    Closing drops obstore's stream, which closes the connection.
-    """
-
-    __slots__ = ("_chunks", "_fail", "_pending")
-
-    def __init__(self, chunks: AsyncIterator[bytes], fail: Callable[[BaseException], StorageError]) -> None:
-        self._chunks: AsyncIterator[bytes] | None = chunks
-        self._fail = fail
-        self._pending = memoryview(b"")
-
-    def __aiter__(self) -> _Download:
-        return self
-
-    async def __anext__(self) -> bytes:
-        while not self._pending:
-            if self._chunks is None:
-                raise StopAsyncIteration
-            try:
-                chunk = await self._chunks.__anext__()
-            except StopAsyncIteration:
-                self._chunks = None
-                raise
-            except ObstoreError as exc:
-                self._chunks = None
-                raise self._fail(exc) from None
-            if len(chunk) <= CHUNK_SIZE:
-                return chunk
-            self._pending = memoryview(chunk)
-        out, self._pending = self._pending[:CHUNK_SIZE], self._pending[CHUNK_SIZE:]
-        return bytes(out)
-
-    async def aclose(self) -> None:
-        self._chunks = None
-        self._pending = memoryview(b"")
-
-    async def __aenter__(self) -> _Download:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-
-async def _read_in_thread(file: IO[bytes]) -> AsyncIterator[bytes]:
-    """A file object's chunks, each read off the event loop (obstore would read it on the loop)."""
-    while chunk := await asyncio.to_thread(file.read, CHUNK_SIZE):
-        yield chunk
-
-
 def virtual_host_endpoint(endpoint: str, bucket: str) -> str:
     """``https://bucket.host`` for ``https://host``: obstore's virtual-hosted requests expect the
     bucket in the endpoint, as AWS SDKs put it there themselves."""
@@ -250,26 +188,13 @@ def _info(meta: Mapping[str, Any]) -> ObjectInfo:
 
 
 def _encode(metadata: Mapping[str, str]) -> dict[str, str]:
-    return {_encode_key(key): quote(value, safe=_VALUE_SAFE) for key, value in metadata.items()}
+    return {_encode_key(key): quote(value, safe=VALUE_SAFE) for key, value in metadata.items()}
 
 
 def _encode_key(key: str) -> str:
     """``fileName`` → ``file_4e_ame``: lower-case letters, digits, ``-`` and ``.`` as they are,
     anything else (``_`` included) as ``_<hex code point>_``, which S3 and its clones all keep."""
     return "".join(c if c in _KEY_SAFE else f"_{ord(c):x}_" for c in key)
-
-
-def _decode(attributes: Mapping[str, str]) -> dict[str, str]:
-    return {
-        _KEY_ESCAPE.sub(_unescape, k): unquote(v)
-        for k, v in attributes.items()
-        if k not in _STANDARD_ATTRIBUTES
-    }
-
-
-def _unescape(match: re.Match[str]) -> str:
-    code = int(match[1], 16)
-    return chr(code) if code <= sys.maxunicode else match[0]
 
 
 __all__ = ["PART_SIZE", "S3Storage", "virtual_host_endpoint"]
