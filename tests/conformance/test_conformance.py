@@ -1,11 +1,13 @@
 """Kestra conformance: every case of shared/conformance/expectations.yaml run on Tiercel's in-process engine.
 
-One test per ``<flow file>::<case name>``. A case runs with its own ``LocalRunner``: the flow (and the
+One test per backend and case, ``test_case[<backend>-<flow file>::<case name>]``: the same engine over
+the ``memory``, ``sqlite`` and ``postgres`` queue + repositories, since the SQL backends change timing
+and ordering (``-k sqlite-`` selects one). A case runs with its own ``LocalRunner``: the flow (and the
 flows it needs) is deployed, the execution created as the case says, and the result compared with
 every expectation of the case; all mismatches are reported together.
 
-Cases listed in ``known_gaps.yaml`` are expected to fail (``xfail`` with the recorded reason); a
-listed case that passes fails the test, so the list only ever shrinks. Cases whose ``steps`` need
+Cases listed in ``known_gaps.yaml`` are expected to fail on every backend (``xfail`` with the recorded
+reason); a listed case that passes fails the test, so the list only ever shrinks. Cases whose ``steps`` need
 something the engine API cannot express (Kestra's HTTP API, webhooks) have no scenario here and
 must be listed. Kestra's test-only plugins run on the shims of ``kestra_test_plugins.py`` (see conftest.py).
 """
@@ -13,13 +15,13 @@ must be listed. Kestra's test-only plugins run on the shims of ``kestra_test_plu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
-import os
 import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -71,9 +73,9 @@ SLOW = {
 CASES = all_cases()
 
 
-def _param(case: Case) -> Any:
+def _param(backend: str, case: Case) -> Any:
     marks = [pytest.mark.slow] if case.id in SLOW else []
-    return pytest.param(case, id=case.id, marks=marks)
+    return pytest.param(backend, case, id=f"{backend}-{case.id}", marks=marks)
 
 
 # -- the harness ----------------------------------------------------------------------------------------
@@ -1084,23 +1086,53 @@ ENCRYPTION_KEY = "I6EGNzRESu3X3pKZidrqCGOHQFUFC0yK"
 NO_ENCRYPTION_CASES = {"inputs.yaml::secret-input-without-encryption-key"}
 
 
-BACKEND = os.environ.get("TIERCEL_CONFORMANCE_BACKEND", "memory")
-"""Queue + repository family the cases run on: ``memory`` (default), ``sqlite`` or ``postgres``."""
+BACKENDS = ("memory", "sqlite", "postgres")
+"""Queue + repository families every case runs on (select one with ``-k memory-``, ``-k sqlite-``…)."""
 
 
-async def _backends(tmp_path: Path) -> tuple[Any, Any]:
-    if BACKEND == "memory":
-        return None, None
-    if BACKEND == "sqlite":
+@pytest.fixture
+def store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str | None:
+    """Where the case's queue and repositories keep their data: nowhere (``memory``), a new SQLite
+    file, or this process's PostgreSQL database emptied of the previous case's rows (see conftest)."""
+    if backend == "memory":
+        return None
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'tiercel.db'}"
+    assert backend == "postgres", backend
+    from tests.support.postgres import empty_database
+
+    url: str = request.getfixturevalue("postgres_database")
+    empty_database(url)
+    return url
+
+
+@contextlib.asynccontextmanager
+async def stores(url: str | None) -> AsyncIterator[tuple[Any, Any]]:
+    """The queue and repositories over ``url`` (``None``: LocalRunner's in-memory ones), closed after
+    the case: LocalRunner closes the queue, not the repositories."""
+    if url is None:
+        yield None, None
+        return
+    queue: Any
+    repositories: Any
+    if url.startswith("sqlite:"):
         from tiercel.queue.sqlite import SQLiteQueue
         from tiercel.repository.sqlite import SqliteRepositories
 
-        url = f"sqlite:///{tmp_path / 'tiercel.db'}"
-        return SQLiteQueue(url), SqliteRepositories(url)
-    raise AssertionError(f"unknown TIERCEL_CONFORMANCE_BACKEND {BACKEND!r}")
+        queue, repositories = SQLiteQueue(url), SqliteRepositories(url)
+    else:
+        from tiercel.queue.postgres import PostgresQueue
+        from tiercel.repository.postgres import PostgresRepositories
+
+        queue, repositories = PostgresQueue(url), PostgresRepositories(url)
+    try:
+        yield queue, repositories
+    finally:
+        await queue.close()  # a no-op when LocalRunner.stop() closed it already
+        await repositories.close()
 
 
-async def run_case(case: Case, tmp_path: Path) -> list[str]:
+async def run_case(case: Case, store: str | None, tmp_path: Path) -> list[str]:
     fn = SCENARIOS.get(case.id)
     if fn is None:
         if "steps" in case.spec:
@@ -1108,27 +1140,26 @@ async def run_case(case: Case, tmp_path: Path) -> list[str]:
         fn = run_generic
     # Kestra's tests run with an encryption key configured, except NoEncryptionConfiguredTest.
     key = None if case.id in NO_ENCRYPTION_CASES else ENCRYPTION_KEY
-    queue, repositories = await _backends(tmp_path)
-    runner = LocalRunner(
-        secrets=environment_secrets(),
-        settings=Settings(globals=environment_globals(), envs=environment_envs(), encryption_key=key),
-        queue=queue,
-        repositories=repositories,
-    )
-    async with runner:
-        harness = Harness(runner, case, tmp_path)
-        try:
-            return await asyncio.wait_for(fn(harness), CASE_TIMEOUT)
-        except TiercelError as exc:
-            return [f"{type(exc).__name__}: {exc}"]
-        except TimeoutError as exc:
-            return [f"timeout: {exc or f'case exceeded {CASE_TIMEOUT}s'}"]
+    settings = Settings(globals=environment_globals(), envs=environment_envs(), encryption_key=key)
+    async with stores(store) as (queue, repositories):
+        runner = LocalRunner(
+            secrets=environment_secrets(), settings=settings, queue=queue, repositories=repositories
+        )
+        async with runner:
+            harness = Harness(runner, case, tmp_path)
+            try:
+                return await asyncio.wait_for(fn(harness), CASE_TIMEOUT)
+            except TiercelError as exc:
+                return [f"{type(exc).__name__}: {exc}"]
+            except TimeoutError as exc:
+                return [f"timeout: {exc or f'case exceeded {CASE_TIMEOUT}s'}"]
 
 
-@pytest.mark.parametrize("case", [_param(c) for c in CASES])
-async def test_case(case: Case, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("backend", "case"), [_param(b, c) for b in BACKENDS for c in CASES])
+async def test_case(backend: str, case: Case, store: str | None, tmp_path: Path) -> None:
+    """One case on one backend; a known gap is expected to fail on every backend."""
     require_shared()
-    problems = await run_case(case, tmp_path)
+    problems = await run_case(case, store, tmp_path)
     gap = known_gaps().get(case.id)
     if gap is not None:
         if problems:

@@ -5,6 +5,9 @@ Connection settings come from ``TIERCEL_TEST_PG_URL`` (default
 :func:`fresh_database` creates ``tiercel_test_<random>`` and drops it afterwards, so tests never
 share state and can run in parallel (pytest-xdist).
 
+:func:`empty_database` deletes every row (the schema stays): a database as good as new, for suites
+that reuse one database for many tests instead of creating one each time.
+
 A missing server skips the test on a developer's machine but fails it when ``CI`` is set: CI can
 never go green by skipping PostgreSQL.
 """
@@ -59,3 +62,25 @@ def fresh_database() -> Iterator[str]:
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def empty_database(url: str) -> None:
+    """End the other sessions on ``url`` and empty every table of its schema, sequences restarted;
+    alembic's version tables keep their rows, so the schema stays migrated."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        tables = [
+            sql.Identifier(name)
+            for (name,) in conn.execute(
+                "SELECT tablename FROM pg_tables"
+                " WHERE schemaname = current_schema() AND tablename NOT LIKE 'alembic_version%'"
+            )
+        ]
+        if tables:
+            conn.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY").format(sql.SQL(", ").join(tables)))
